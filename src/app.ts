@@ -1,0 +1,103 @@
+import Fastify, {
+  LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
+import type { Http2SecureServer } from 'node:http2';
+import helmet from '@fastify/helmet';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { DestinationStream } from 'pino';
+import type { Config } from './config.js';
+import { ApiError } from './errors.js';
+import { createErrorHandler, sendError } from './error-handler.js';
+import { Lobby, type Ticket } from './lobby.js';
+import { Matchmaker } from './matchmaker.js';
+import { registerHealthRoute } from './routes/health.js';
+import { registerMatchRoutes } from './routes/match.js';
+
+export interface TlsMaterial {
+  readonly key: string | Buffer;
+  readonly cert: string | Buffer;
+}
+
+export interface AppOptions {
+  readonly tls: TlsMaterial;
+  /** Where log lines go; standard output when absent. */
+  readonly logStream?: DestinationStream;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The waiting room, for health reporting and for tests that inspect live state. */
+    readonly lobby: Lobby;
+  }
+}
+
+function createInstance(config: Config, options: AppOptions) {
+  return Fastify({
+    http2: true,
+    https: { allowHTTP1: true, key: options.tls.key, cert: options.tls.cert, minVersion: 'TLSv1.2' },
+    logger: {
+      level: config.logLevel,
+      ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+    },
+    // Per-request lines would double the cost of a pairing; pairings are logged on their own.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: trustProxyOption(config.trustProxy),
+    // Waiters are answered in preClose; requests arriving after that get our own 503.
+    return503OnClosing: false,
+    // Needed for HTTP/2 sessions on Node 20: server.close() does not end them by itself.
+    forceCloseConnections: true,
+    // An HTTP/2 session is never idle-closed while a long-poll on it can still be waiting.
+    http2SessionTimeout: Math.max(72_000, config.matchTimeoutMs + 10_000),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+}
+
+export type App = ReturnType<typeof createInstance>;
+/** Request and reply of any route, whatever its schema. */
+export type AnyRequest = FastifyRequest<RouteGenericInterface, Http2SecureServer>;
+export type AnyReply = FastifyReply<RouteGenericInterface, Http2SecureServer>;
+
+function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return typeof trust === 'boolean' ? trust : [...trust];
+}
+
+/** The server, ready to listen but not listening: only main.ts binds ports and handles signals. */
+export function buildApp(config: Config, options: AppOptions): App {
+  const app = createInstance(config, options);
+  const lobby = new Lobby(new Matchmaker<Ticket>(), config);
+  app.decorate('lobby', lobby);
+
+  void app.register(helmet);
+  app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000 }));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0] ?? '/';
+    sendError(reply, new ApiError('not_found', [request.method, path.slice(0, 256)]));
+  });
+
+  const matchRoutes = registerMatchRoutes(app, { lobby, ...config });
+  registerHealthRoute(app, lobby);
+  methodNotAllowed(app, '/', ['GET', 'POST']);
+  methodNotAllowed(app, '/healthz', ['GET', 'HEAD']);
+
+  // fastify.close() waits for in-flight requests, and a long-poll would hold it for its whole
+  // timeout: answer every waiter now, and let those answers reach the wire before connections close.
+  app.addHook('preClose', async () => {
+    const answered = lobby.close();
+    app.log.info({ waiters: answered }, 'shutting down: answered every waiter');
+    await matchRoutes.shutdownAnswers();
+  });
+  return app;
+}
+
+/** 405 with an Allow header for every other method on a known path. */
+function methodNotAllowed(app: App, url: string, allowed: readonly string[]): void {
+  const allow = allowed.join(', ');
+  const others = app.supportedMethods.filter((method) => !allowed.includes(method));
+  app.route({
+    method: others,
+    url,
+    handler: (request, reply) => {
+      sendError(reply.header('allow', allow), new ApiError('method_not_allowed', [request.method, url, allow]));
+    },
+  });
+}

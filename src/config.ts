@@ -1,0 +1,127 @@
+import { isIP } from 'node:net';
+
+/**
+ * Configuration, read from an environment-like record once, validated, frozen. Every key here is
+ * listed in .env.example and in README.md (test/config.test.ts checks both).
+ */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Certificate and key files; undefined means "make a development certificate". */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  /** Default wait for a partner, and the most a request may ask for. */
+  readonly matchTimeoutMs: number;
+  readonly maxWaiting: number;
+  /** 0 turns the per-IP limit off. */
+  readonly maxWaitingPerIp: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: LogLevel;
+  /** Fastify's trustProxy: false, true, a hop count, or a list of addresses and CIDRs. */
+  readonly trustProxy: boolean | number | readonly string[];
+  readonly production: boolean;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The environment variables this server reads, with their defaults ('' means no default). */
+export const ENV_KEYS = {
+  HOST: '0.0.0.0',
+  PORT: '3030',
+  TLS_CERT: '',
+  TLS_KEY: '',
+  MATCH_TIMEOUT_MS: '60000',
+  MAX_WAITING: '100000',
+  MAX_WAITING_PER_IP: '64',
+  SHUTDOWN_GRACE_MS: '10000',
+  LOG_LEVEL: 'info',
+  TRUST_PROXY: 'false',
+  NODE_ENV: 'development',
+} as const;
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** A bad configuration value: its message is the one line start-up prints. */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`${key} ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+export function loadConfig(env: Env): Config {
+  const get = (key: keyof typeof ENV_KEYS): string => {
+    const value = env[key]?.trim();
+    return value === undefined || value === '' ? ENV_KEYS[key] : value;
+  };
+  const tlsCertFile = get('TLS_CERT') || undefined;
+  const tlsKeyFile = get('TLS_KEY') || undefined;
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    const missing = tlsCertFile === undefined ? 'TLS_CERT' : 'TLS_KEY';
+    throw new ConfigError(missing, 'must be set too: TLS_CERT and TLS_KEY go together');
+  }
+  const host = get('HOST');
+  if (!/^[A-Za-z0-9.:_-]+$/.test(host)) {
+    throw new ConfigError('HOST', `must be an IP address or host name, got ${JSON.stringify(host)}`);
+  }
+  return Object.freeze({
+    host,
+    port: integer('PORT', get('PORT'), 0, 65_535),
+    tlsCertFile,
+    tlsKeyFile,
+    matchTimeoutMs: integer('MATCH_TIMEOUT_MS', get('MATCH_TIMEOUT_MS'), 1, DAY_MS),
+    maxWaiting: integer('MAX_WAITING', get('MAX_WAITING'), 1, 10_000_000),
+    maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
+    shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
+    logLevel: logLevel(get('LOG_LEVEL')),
+    trustProxy: trustProxy(get('TRUST_PROXY')),
+    production: get('NODE_ENV') === 'production',
+  });
+}
+
+function integer(key: string, raw: string, min: number, max: number): number {
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(key, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function logLevel(raw: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
+  if (level === undefined) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return level;
+}
+
+function trustProxy(raw: string): Config['trustProxy'] {
+  const lower = raw.toLowerCase();
+  if (lower === 'false' || lower === 'off' || lower === '0') return false;
+  if (lower === 'true' || lower === 'on') return true;
+  if (/^[0-9]+$/.test(raw)) return integer('TRUST_PROXY', raw, 1, 100);
+  const entries = raw.split(',').map((s) => s.trim());
+  for (const entry of entries) {
+    if (!isAddressOrCidr(entry)) {
+      throw new ConfigError(
+        'TRUST_PROXY',
+        `must be false, true, a hop count, or a comma-separated list of IP addresses and CIDRs, got ${JSON.stringify(entry)}`,
+      );
+    }
+  }
+  return Object.freeze(entries);
+}
+
+function isAddressOrCidr(entry: string): boolean {
+  const [ip = '', bits, ...rest] = entry.split('/');
+  const family = isIP(ip);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}

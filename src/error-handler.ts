@@ -1,0 +1,72 @@
+import type { FastifyError } from 'fastify';
+import type { AnyReply, AnyRequest } from './app.js';
+import { ApiError } from './errors.js';
+
+/** Writes an error answer: JSON body from the error table, Retry-After where retrying helps. */
+export function sendError(reply: AnyReply, error: ApiError): void {
+  if (error.retryAfterS !== undefined) void reply.header('retry-after', String(error.retryAfterS));
+  void reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toJSON());
+}
+
+export interface ErrorContext {
+  /** The longest wait a request may ask for, named in timeout errors. */
+  readonly maxTimeoutS: number;
+}
+
+/** Fastify's error handler: every failure becomes an entry of the error table. */
+export function createErrorHandler(context: ErrorContext) {
+  return function errorHandler(error: FastifyError, request: AnyRequest, reply: AnyReply): void {
+    const apiError = toApiError(error, request, context);
+    if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.debug({ code: apiError.code, message: apiError.message }, 'request rejected');
+    sendError(reply, apiError);
+  };
+}
+
+/** What each failure means to a client. */
+export function toApiError(error: FastifyError | ApiError, request: AnyRequest, context: ErrorContext): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error.validation !== undefined) return fromValidation(error, context);
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('body_too_large', [request.routeOptions.bodyLimit]);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('unsupported_media_type', [request.headers['content-type'] ?? 'none']);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('invalid_json', ['the body is empty']);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError('invalid_json', [error.message]);
+  }
+  // JSON.parse failures (and the parser's prototype-poisoning guard) arrive as plain 400 errors.
+  if (error.statusCode === 400 && (error instanceof SyntaxError || error.name === 'SyntaxError')) {
+    return new ApiError('invalid_json', [error.message]);
+  }
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return new ApiError('invalid_request', [error.message]);
+  }
+  return new ApiError('internal_error');
+}
+
+function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
+  const [first] = error.validation ?? [];
+  if (first === undefined) return new ApiError('invalid_request', [error.message]);
+  const params = first.params;
+  if (first.keyword === 'additionalProperties') {
+    const field = String(params['additionalProperty']);
+    return new ApiError('unknown_field', [JSON.stringify(field)], field);
+  }
+  const field = first.instancePath.split('/')[1];
+  switch (field) {
+    case 'pool':
+      return new ApiError('invalid_pool', [], 'pool');
+    case 'timeout':
+      return new ApiError('invalid_timeout', [context.maxTimeoutS], 'timeout');
+    case 'meta':
+      return new ApiError('invalid_meta', [], 'meta');
+    case undefined:
+    case '':
+      return new ApiError('invalid_body');
+    default:
+      return new ApiError('invalid_request', [`${field} ${first.message ?? 'is invalid'}`], field);
+  }
+}

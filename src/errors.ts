@@ -1,0 +1,74 @@
+import { format } from 'node:util';
+
+/**
+ * Every error the server answers, in one table: its code (the `error` field of the JSON body),
+ * HTTP status, message (`%s` filled by the caller), and Retry-After in seconds where retrying helps.
+ * README.md lists the same table; test/errors.test.ts keeps each key equal to its code.
+ */
+export interface ErrorDef {
+  readonly code: string;
+  readonly status: number;
+  readonly message: string;
+  readonly retryAfterS?: number;
+}
+
+function def<const C extends string>(code: C, status: number, message: string, retryAfterS?: number) {
+  return Object.freeze({ code, status, message, ...(retryAfterS === undefined ? {} : { retryAfterS }) });
+}
+
+export const errors = Object.freeze({
+  invalid_pool: def('invalid_pool', 400, 'pool must match ^[A-Za-z0-9._~-]{1,64}$'),
+  invalid_timeout: def(
+    'invalid_timeout',
+    400,
+    'timeout must be a decimal number of seconds greater than 0 and at most %s',
+  ),
+  invalid_meta: def('invalid_meta', 400, 'meta must be a JSON object'),
+  meta_too_large: def('meta_too_large', 400, 'meta must be at most %s bytes serialised as JSON, got %s'),
+  invalid_body: def('invalid_body', 400, 'body must be a JSON object with optional pool, timeout and meta'),
+  unknown_field: def('unknown_field', 400, 'body has unknown field %s; allowed: pool, timeout, meta'),
+  invalid_json: def('invalid_json', 400, 'body is not valid JSON: %s'),
+  body_too_large: def('body_too_large', 400, 'body must be at most %s bytes'),
+  invalid_request: def('invalid_request', 400, '%s'),
+  not_found: def('not_found', 404, 'no route %s %s; try GET / or POST /'),
+  method_not_allowed: def('method_not_allowed', 405, 'method %s not allowed on %s; allowed: %s'),
+  not_acceptable: def('not_acceptable', 406, 'cannot answer in any type the Accept header allows; offered: %s'),
+  timeout: def('timeout', 408, 'timeout waiting for peer', 0),
+  unsupported_media_type: def('unsupported_media_type', 415, 'Content-Type must be application/json, got %s'),
+  too_many_waiting_from_ip: def(
+    'too_many_waiting_from_ip',
+    429,
+    'this address already has %s requests waiting (MAX_WAITING_PER_IP)',
+    1,
+  ),
+  internal_error: def('internal_error', 500, 'internal server error'),
+  server_full: def('server_full', 503, 'server has %s requests waiting (MAX_WAITING); try again shortly', 1),
+  shutting_down: def('shutting_down', 503, 'server shutting down', 5),
+});
+
+export type ErrorCode = keyof typeof errors;
+
+/** An answer that is an error: thrown by routes, written by the app's error handler. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly retryAfterS: number | undefined;
+  /** The request field the error is about, when there is one. */
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string) {
+    const entry: ErrorDef = errors[code];
+    super(args.length === 0 ? entry.message : format(entry.message, ...args));
+    this.name = 'ApiError';
+    this.code = code;
+    this.statusCode = entry.status;
+    this.retryAfterS = entry.retryAfterS;
+    this.field = field;
+  }
+
+  toJSON(): { error: string; message: string; field?: string } {
+    return this.field === undefined
+      ? { error: this.code, message: this.message }
+      : { error: this.code, message: this.message, field: this.field };
+  }
+}

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { MatchQueue, Slot, Verdict } from './matchmaker.js';
+
+/** What a client is asking for, as the route has validated it. */
+export interface JoinRequest {
+  readonly pool: string;
+  /** Normalised client IP, what MAX_WAITING_PER_IP counts. */
+  readonly ip: string;
+  /** Observed address as shown to the partner (`host:port`). */
+  readonly address: string;
+  /** Identity of the client's connection: two requests on one connection are never paired. */
+  readonly connection: object;
+  readonly meta: Record<string, unknown> | undefined;
+  readonly timeoutMs: number;
+  /** True once the client is known to have gone, even before its close event has run. */
+  readonly isGone: () => boolean;
+  /** Calls `onGone` when the client goes away; returns the function that stops watching. */
+  readonly watch: (onGone: () => void) => () => void;
+}
+
+/** How a ticket ended. Exactly one per ticket; the first to happen wins. */
+export type Outcome =
+  | {
+      readonly kind: 'matched';
+      readonly matchId: string;
+      readonly peer: Ticket;
+      /** True for the partner that was waiting, false for the one whose arrival made the match. */
+      readonly initiator: boolean;
+      readonly waitedMs: number;
+    }
+  | { readonly kind: 'timeout'; readonly waitedMs: number }
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'shutdown' };
+
+export type Refusal = 'closing' | 'full' | 'ip_limit';
+
+export interface Limits {
+  readonly maxWaiting: number;
+  /** 0: no per-IP limit. */
+  readonly maxWaitingPerIp: number;
+}
+
+/**
+ * One client's request for a partner. Its outcome is settled exactly once, by the lobby; the
+ * route that created it is the only code that writes its reply.
+ */
+export class Ticket {
+  readonly pool: string;
+  readonly ip: string;
+  readonly address: string;
+  readonly connection: object;
+  readonly meta: Record<string, unknown> | undefined;
+  readonly arrivedAt = performance.now();
+  readonly outcome: Promise<Outcome>;
+  readonly #isGone: () => boolean;
+  #resolve!: (outcome: Outcome) => void;
+  #settled = false;
+  // Set only while the ticket waits in a pool.
+  slot: Slot<Ticket> | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  unwatch: (() => void) | undefined = undefined;
+
+  constructor(request: JoinRequest) {
+    this.pool = request.pool;
+    this.ip = request.ip;
+    this.address = request.address;
+    this.connection = request.connection;
+    this.meta = request.meta;
+    this.#isGone = request.isGone;
+    this.outcome = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  isGone(): boolean {
+    return this.#isGone();
+  }
+
+  /** First call wins and returns true; later calls do nothing. Only the lobby calls this. */
+  settleOnce(outcome: Outcome): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#resolve(outcome);
+    return true;
+  }
+}
+
+/**
+ * The waiting room: admits requests, pairs them through the match queue, and settles every ticket
+ * exactly once. Settling is the one place that takes a ticket out of its pool, clears its timer and
+ * stops watching its client.
+ */
+export class Lobby {
+  readonly #queue: MatchQueue<Ticket>;
+  readonly #limits: Limits;
+  readonly #waitingByIp = new Map<string, number>();
+  #closing = false;
+
+  constructor(queue: MatchQueue<Ticket>, limits: Limits) {
+    this.#queue = queue;
+    this.#limits = limits;
+  }
+
+  /** Clients waiting for a partner now. */
+  get waiting(): number {
+    return this.#queue.size;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  waitingFrom(ip: string): number {
+    return this.#waitingByIp.get(ip) ?? 0;
+  }
+
+  /**
+   * Pairs the request with the oldest live waiter of its pool from another connection, or queues it
+   * until a partner comes, its timeout passes, its client goes or the server closes. Synchronous:
+   * nothing can happen to the pool between looking and acting.
+   */
+  join(request: JoinRequest): Ticket | Refusal {
+    if (this.#closing) return 'closing';
+    const ticket = new Ticket(request);
+    const { maxWaiting, maxWaitingPerIp } = this.#limits;
+    // Limits bound who may wait; a request that finds a partner at once never waits.
+    const refusal: Refusal | undefined =
+      this.#queue.size >= maxWaiting
+        ? 'full'
+        : maxWaitingPerIp > 0 && this.waitingFrom(ticket.ip) >= maxWaitingPerIp
+          ? 'ip_limit'
+          : undefined;
+    const judge = (candidate: Ticket): Verdict =>
+      candidate.isGone() ? 'gone' : candidate.connection === ticket.connection ? 'skip' : 'pair';
+    const step = this.#queue.dequeueOrEnqueue(ticket.pool, ticket, judge, refusal === undefined);
+    for (const dead of step.gone) this.#settle(dead, { kind: 'gone' });
+
+    const peer = step.peer;
+    if (peer !== undefined) {
+      const matchId = randomUUID();
+      const now = performance.now();
+      this.#settle(peer, { kind: 'matched', matchId, peer: ticket, initiator: true, waitedMs: now - peer.arrivedAt });
+      this.#settle(ticket, { kind: 'matched', matchId, peer, initiator: false, waitedMs: now - ticket.arrivedAt });
+      return ticket;
+    }
+    if (step.slot === undefined) return refusal ?? 'full';
+
+    ticket.slot = step.slot;
+    this.#waitingByIp.set(ticket.ip, this.waitingFrom(ticket.ip) + 1);
+    ticket.timer = setTimeout(this.#onTimeout, request.timeoutMs, ticket);
+    ticket.unwatch = request.watch(() => this.#settle(ticket, { kind: 'gone' }));
+    return ticket;
+  }
+
+  /** Answers every waiter `shutdown` and refuses new requests from now on. Returns how many. */
+  close(): number {
+    this.#closing = true;
+    const waiters = this.#queue.values();
+    for (const ticket of waiters) this.#settle(ticket, { kind: 'shutdown' });
+    return waiters.length;
+  }
+
+  readonly #onTimeout = (ticket: Ticket): void => {
+    this.#settle(ticket, { kind: 'timeout', waitedMs: performance.now() - ticket.arrivedAt });
+  };
+
+  #settle(ticket: Ticket, outcome: Outcome): void {
+    if (!ticket.settleOnce(outcome)) return;
+    const slot = ticket.slot;
+    if (slot === undefined) return; // never queued: nothing to undo
+    this.#queue.remove(slot); // false when pairing already took it out: nothing left to do there
+    const left = this.waitingFrom(ticket.ip) - 1;
+    if (left > 0) this.#waitingByIp.set(ticket.ip, left);
+    else this.#waitingByIp.delete(ticket.ip);
+    clearTimeout(ticket.timer);
+    ticket.unwatch?.();
+    ticket.slot = ticket.timer = ticket.unwatch = undefined;
+  }
+}

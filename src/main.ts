@@ -1,0 +1,91 @@
+/**
+ * The process: the only module that reads the environment, certificates and signals, and listens.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import dotenv from 'dotenv';
+import { buildApp, type TlsMaterial } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { ensureDevCertificate } from './dev-certificate.js';
+
+const DEV_CERTS_DIR = 'certs';
+
+/** A start-up failure that is the operator's to fix: printed as one line, no stack trace. */
+class StartupError extends Error {}
+
+async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?: string }> {
+  if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    const read = async (key: string, file: string): Promise<string> => {
+      try {
+        return await readFile(file, 'utf8');
+      } catch (error) {
+        throw new StartupError(`${key} cannot be read: ${(error as Error).message}`);
+      }
+    };
+    const [cert, key] = await Promise.all([read('TLS_CERT', config.tlsCertFile), read('TLS_KEY', config.tlsKeyFile)]);
+    return { tls: { cert, key } };
+  }
+  if (config.production) {
+    throw new StartupError('TLS_CERT and TLS_KEY must be set when NODE_ENV=production (no development certificate)');
+  }
+  const dev = await ensureDevCertificate(resolve(DEV_CERTS_DIR));
+  return { tls: dev, devCertFile: `${DEV_CERTS_DIR}/dev-cert.pem` };
+}
+
+async function main(): Promise<void> {
+  dotenv.config({ quiet: true });
+  const config = loadConfig(process.env);
+  const { tls, devCertFile } = await loadTls(config);
+  const app = buildApp(config, { tls });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      app.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    // The timer comes first, so that nothing in close() can keep the process past its grace.
+    const deadline = setTimeout(() => {
+      app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired: exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    deadline.unref();
+    app.log.info({ signal }, 'shutting down');
+    app.close().then(
+      () => {
+        app.log.info('closed');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        app.log.error({ err: error }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+  }
+  if (devCertFile !== undefined) {
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    app.log.info(
+      { cert: devCertFile },
+      `development certificate in use; try: curl --cacert ${devCertFile} https://localhost:${port}/`,
+    );
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof StartupError) {
+    process.stderr.write(`pairup: ${error.message}\n`);
+  } else {
+    process.stderr.write(`pairup: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

@@ -1,0 +1,209 @@
+import { Type } from 'typebox';
+import type { AnyReply, AnyRequest, App } from '../app.js';
+import { formatAddress, normalizeIp } from '../address.js';
+import { connectionOf, responseGone, watchResponse, type RawResponse } from '../connection.js';
+import { ApiError, errors, type ErrorCode } from '../errors.js';
+import { sendError } from '../error-handler.js';
+import type { Lobby, Refusal, Ticket } from '../lobby.js';
+import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
+
+export const DEFAULT_POOL = 'default';
+export const POOL_PATTERN = '^[A-Za-z0-9._~-]{1,64}$';
+/** Decimal seconds, as people type them: `30`, `2.5`. */
+const TIMEOUT_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,9})?$';
+export const META_MAX_BYTES = 2048;
+/** Room for pool, timeout and a full meta object with JSON's escaping. */
+export const BODY_LIMIT_BYTES = 8192;
+
+const Pool = Type.String({ pattern: POOL_PATTERN });
+const Meta = Type.Record(Type.String(), Type.Unknown());
+
+const Query = Type.Object({
+  pool: Type.Optional(Pool),
+  timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
+});
+
+const Body = Type.Object(
+  {
+    pool: Type.Optional(Pool),
+    timeout: Type.Optional(Type.Number()),
+    meta: Type.Optional(Meta),
+  },
+  { additionalProperties: false },
+);
+
+const Match = Type.Object({
+  matchId: Type.String(),
+  pool: Type.String(),
+  self: Type.String(),
+  peer: Type.String(),
+  initiator: Type.Boolean(),
+  waitedMs: Type.Integer(),
+});
+
+const MatchWithMeta = Type.Object({
+  ...Match.properties,
+  peerMeta: Type.Union([Meta, Type.Null()]),
+});
+
+interface Wanted {
+  readonly pool: string;
+  readonly timeoutMs: number;
+  readonly meta: Record<string, unknown> | undefined;
+  /** POST answers carry the partner's meta; GET answers do not. */
+  readonly answerMeta: boolean;
+}
+
+const REFUSALS: Readonly<Record<Refusal, ErrorCode>> = {
+  closing: 'shutting_down',
+  full: 'server_full',
+  ip_limit: 'too_many_waiting_from_ip',
+};
+
+export interface MatchRouteOptions {
+  readonly lobby: Lobby;
+  readonly matchTimeoutMs: number;
+  readonly maxWaiting: number;
+  readonly maxWaitingPerIp: number;
+}
+
+export interface MatchRoutes {
+  /** Resolves once every waiter answered `shutdown` has had its answer written out. */
+  shutdownAnswers(): Promise<void>;
+}
+
+/** `GET /` and `POST /`: wait for a partner in a pool, answer with its address. */
+export function registerMatchRoutes(app: App, options: MatchRouteOptions): MatchRoutes {
+  const { lobby, matchTimeoutMs } = options;
+  const maxTimeoutS = matchTimeoutMs / 1000;
+  const shutdownWrites: Promise<void>[] = [];
+
+  function timeoutMs(seconds: number | undefined): number {
+    if (seconds === undefined) return matchTimeoutMs;
+    if (!(seconds > 0 && seconds <= maxTimeoutS)) throw new ApiError('invalid_timeout', [maxTimeoutS], 'timeout');
+    return Math.max(1, Math.round(seconds * 1000));
+  }
+
+  function refusalError(refusal: Refusal): ApiError {
+    const code = REFUSALS[refusal];
+    const args = refusal === 'full' ? [options.maxWaiting] : refusal === 'ip_limit' ? [options.maxWaitingPerIp] : [];
+    return new ApiError(code, args);
+  }
+
+  /**
+   * The whole life of one request: join the lobby, wait for the outcome, write this request's own
+   * reply. Nothing else ever writes it, so a reply can neither be written twice nor after its
+   * handler has finished.
+   */
+  async function findPeer(request: AnyRequest, reply: AnyReply, wanted: Wanted, format: AnswerFormat) {
+    const res = reply.raw;
+    // A client that left while its body was read is not queued: nobody could be told of the match.
+    if (responseGone(res)) return reply.hijack();
+    const ip = normalizeIp(request.ip);
+    const joined = lobby.join({
+      pool: wanted.pool,
+      ip,
+      address: formatAddress(ip, request.socket.remotePort ?? 0),
+      connection: connectionOf(request.raw),
+      meta: wanted.meta,
+      timeoutMs: wanted.timeoutMs,
+      isGone: () => responseGone(res),
+      watch: (onGone) => watchResponse(res, onGone),
+    });
+    if (typeof joined === 'string') throw refusalError(joined);
+    const outcome = await joined.outcome;
+    switch (outcome.kind) {
+      case 'matched': {
+        const { peer } = outcome;
+        if (!outcome.initiator) {
+          request.log.info(
+            { pool: wanted.pool, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address },
+            'paired',
+          );
+        }
+        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(peer.address);
+        return reply.send(matchBody(joined, outcome.matchId, peer, outcome.initiator, outcome.waitedMs, wanted));
+      }
+      case 'timeout': {
+        const entry = errors.timeout;
+        void reply.header('retry-after', String(entry.retryAfterS));
+        if (format === 'text') return reply.code(entry.status).type('text/plain; charset=utf-8').send(entry.message);
+        return reply
+          .code(entry.status)
+          .send({ error: entry.code, message: entry.message, waitedMs: Math.round(outcome.waitedMs) });
+      }
+      case 'shutdown': {
+        const entry = errors.shutting_down;
+        shutdownWrites.push(written(res));
+        if (format === 'json') return sendError(reply, new ApiError('shutting_down'));
+        return reply
+          .code(entry.status)
+          .header('retry-after', String(entry.retryAfterS))
+          .type('text/plain; charset=utf-8')
+          .send(entry.message);
+      }
+      case 'gone':
+        // Its client is gone: there is nobody to answer.
+        return reply.hijack();
+    }
+  }
+
+  function matchBody(self: Ticket, matchId: string, peer: Ticket, initiator: boolean, waitedMs: number, wanted: Wanted) {
+    const body = { matchId, pool: self.pool, self: self.address, peer: peer.address, initiator, waitedMs: Math.round(waitedMs) };
+    // POST clients hear what the partner chose to share; null when it shared nothing.
+    return wanted.answerMeta ? { ...body, peerMeta: peer.meta ?? null } : body;
+  }
+
+  app.route({
+    method: 'GET',
+    url: '/',
+    exposeHeadRoute: false,
+    schema: { querystring: Query, response: { 200: Match } },
+    handler: (request, reply) => {
+      const format = answerFormat(request.headers.accept);
+      if (format === undefined) throw new ApiError('not_acceptable', [OFFERED_TYPES]);
+      const { pool = DEFAULT_POOL, timeout } = request.query;
+      const seconds = timeout === undefined ? undefined : Number(timeout);
+      const wanted = { pool, timeoutMs: timeoutMs(seconds), meta: undefined, answerMeta: false };
+      return findPeer(request, reply, wanted, format);
+    },
+  });
+
+  app.route({
+    method: 'POST',
+    url: '/',
+    bodyLimit: BODY_LIMIT_BYTES,
+    // An empty POST (curl -X POST) asks with every default.
+    preValidation: (request, _reply, done) => {
+      const parsed = request as { body?: unknown };
+      parsed.body ??= {};
+      done();
+    },
+    schema: { body: Body, response: { 200: MatchWithMeta } },
+    handler: (request, reply) => {
+      const { pool = DEFAULT_POOL, timeout, meta } = request.body;
+      if (meta !== undefined) {
+        const bytes = Buffer.byteLength(JSON.stringify(meta));
+        if (bytes > META_MAX_BYTES) throw new ApiError('meta_too_large', [META_MAX_BYTES, bytes], 'meta');
+      }
+      return findPeer(request, reply, { pool, timeoutMs: timeoutMs(timeout), meta, answerMeta: true }, 'json');
+    },
+  });
+
+  return {
+    async shutdownAnswers() {
+      // Handlers resume from their settled outcome in microtasks: all have written by the next turn.
+      await new Promise(setImmediate);
+      await Promise.all(shutdownWrites.splice(0));
+    },
+  };
+}
+
+/** Resolves when the response has been handed to the connection, or can no longer be. */
+function written(res: RawResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.writableFinished || res.destroyed) return resolve();
+    res.once('finish', () => resolve());
+    res.once('close', () => resolve());
+  });
+}
