@@ -17,7 +17,8 @@ export interface ErrorContext {
 export function createErrorHandler(context: ErrorContext) {
   return function errorHandler(error: FastifyError, request: AnyRequest, reply: AnyReply): void {
     const apiError = toApiError(error, request, context);
-    if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    // Only failures of the server itself are errors; refusals are the server doing its job.
+    if (apiError.code === 'internal_error') request.log.error({ err: error }, 'request failed');
     else request.log.debug({ code: apiError.code, message: apiError.message }, 'request rejected');
     sendError(reply, apiError);
   };

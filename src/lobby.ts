@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { MatchQueue, Slot, Verdict } from './matchmaker.js';
 
 /** What a client is asking for, as the route has validated it. */

@@ -176,7 +176,7 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     // An empty POST (curl -X POST) asks with every default.
     preValidation: (request, _reply, done) => {
       const parsed = request as { body?: unknown };
-      parsed.body ??= {};
+      if (parsed.body === undefined) parsed.body = {};
       done();
     },
     schema: { body: Body, response: { 200: MatchWithMeta } },

@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
+
+let server: TestServer | undefined;
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  expect(server?.warnings()).toEqual([]);
+  await server?.close();
+  server = undefined;
+});
+
+async function setUp(env: Record<string, string>) {
+  const s = await startServer(env);
+  server = s;
+  const get = (path: string) => {
+    const c = new TestClient(s.origin, s.cert);
+    clients.push(c);
+    return ask(c.client, s.origin, path, { headers: { accept: 'application/json' } });
+  };
+  return { s, get };
+}
+
+describe('MAX_WAITING_PER_IP', () => {
+  it('refuses the next waiter from the same IP with 429 and lets a pairing request through', async () => {
+    const { s, get } = await setUp({ MAX_WAITING_PER_IP: '2' });
+    const one = get('/?pool=a');
+    const two = get('/?pool=b');
+    await eventually(() => s.app.lobby.waiting === 2);
+
+    const refused = await get('/?pool=c');
+    expect(refused.status).toBe(429);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(json(refused)).toEqual({
+      error: 'too_many_waiting_from_ip',
+      message: 'this address already has 2 requests waiting (MAX_WAITING_PER_IP)',
+    });
+    expect(s.app.lobby.waiting).toBe(2);
+
+    // A request that finds a partner at once never waits, so the limit does not apply to it.
+    const pairs = await get('/?pool=a');
+    expect(pairs.status).toBe(200);
+    expect(json(await one).matchId).toBe(json(pairs).matchId);
+    expect(s.app.lobby.waitingFrom('127.0.0.1')).toBe(1);
+
+    // The slot freed by the pairing can be used again.
+    const three = get('/?pool=c');
+    await eventually(() => s.app.lobby.waiting === 2);
+    expect((await get('/?pool=b')).status).toBe(200);
+    expect((await get('/?pool=c')).status).toBe(200);
+    expect((await two).status).toBe(200);
+    expect((await three).status).toBe(200);
+    expect(s.app.lobby.waitingFrom('127.0.0.1')).toBe(0);
+  });
+
+  it('is off at 0', async () => {
+    const { s, get } = await setUp({ MAX_WAITING_PER_IP: '0' });
+    const waiting = Array.from({ length: 70 }, (_, i) => get(`/?pool=p${i}&timeout=0.5`));
+    await eventually(() => s.app.lobby.waiting === 70);
+    expect((await Promise.all(waiting)).map((a) => a.status)).toEqual(Array<number>(70).fill(408));
+  });
+});
+
+describe('MAX_WAITING', () => {
+  it('refuses new waiters with 503 once full, while partners still get in', async () => {
+    const { s, get } = await setUp({ MAX_WAITING: '2' });
+    const one = get('/?pool=a');
+    const two = get('/?pool=b');
+    await eventually(() => s.app.lobby.waiting === 2);
+    const refused = await get('/?pool=c');
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(json(refused)).toEqual({
+      error: 'server_full',
+      message: 'server has 2 requests waiting (MAX_WAITING); try again shortly',
+    });
+    expect((await get('/?pool=a')).status).toBe(200);
+    expect((await get('/?pool=b')).status).toBe(200);
+    expect([(await one).status, (await two).status]).toEqual([200, 200]);
+    expect(s.app.lobby.waiting).toBe(0);
+  });
+});
