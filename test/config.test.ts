@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ENV_KEYS, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      host: '0.0.0.0',
+      port: 3030,
+      tlsCertFile: undefined,
+      tlsKeyFile: undefined,
+      matchTimeoutMs: 60_000,
+      maxWaiting: 100_000,
+      maxWaitingPerIp: 64,
+      shutdownGraceMs: 10_000,
+      logLevel: 'info',
+      trustProxy: false,
+      production: false,
+    });
+  });
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it('reads every variable', () => {
+    expect(
+      loadConfig({
+        HOST: '::',
+        PORT: '8443',
+        TLS_CERT: '/etc/pairup/cert.pem',
+        TLS_KEY: '/etc/pairup/key.pem',
+        MATCH_TIMEOUT_MS: '30000',
+        MAX_WAITING: '500',
+        MAX_WAITING_PER_IP: '0',
+        SHUTDOWN_GRACE_MS: '2500',
+        LOG_LEVEL: 'WARN',
+        TRUST_PROXY: '10.0.0.0/8, 192.0.2.1,::1',
+        NODE_ENV: 'production',
+      }),
+    ).toEqual({
+      host: '::',
+      port: 8443,
+      tlsCertFile: '/etc/pairup/cert.pem',
+      tlsKeyFile: '/etc/pairup/key.pem',
+      matchTimeoutMs: 30_000,
+      maxWaiting: 500,
+      maxWaitingPerIp: 0,
+      shutdownGraceMs: 2500,
+      logLevel: 'warn',
+      trustProxy: ['10.0.0.0/8', '192.0.2.1', '::1'],
+      production: true,
+    });
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '', TLS_CERT: ' ', TLS_KEY: '' }).port).toBe(3030);
+  });
+
+  it.each([
+    ['true', true],
+    ['on', true],
+    ['false', false],
+    ['off', false],
+    ['0', false],
+    ['2', 2],
+  ])('reads TRUST_PROXY=%s', (raw, expected) => {
+    expect(loadConfig({ TRUST_PROXY: raw }).trustProxy).toEqual(expected);
+  });
+
+  it.each([
+    ['PORT', '65536', 'PORT must be a whole number from 0 to 65535, got "65536"'],
+    ['PORT', '80.5', 'PORT must be a whole number from 0 to 65535, got "80.5"'],
+    ['PORT', '-1', 'PORT must be a whole number from 0 to 65535, got "-1"'],
+    ['MATCH_TIMEOUT_MS', '1e3', 'MATCH_TIMEOUT_MS must be a whole number from 1 to 86400000, got "1e3"'],
+    ['MAX_WAITING', '0', 'MAX_WAITING must be a whole number from 1 to 10000000, got "0"'],
+    ['MAX_WAITING_PER_IP', 'many', 'MAX_WAITING_PER_IP must be a whole number from 0 to 10000000, got "many"'],
+    ['SHUTDOWN_GRACE_MS', '9999999999', 'SHUTDOWN_GRACE_MS must be a whole number from 0 to 86400000, got "9999999999"'],
+    ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
+    ['HOST', 'a b', 'HOST must be an IP address or host name, got "a b"'],
+    [
+      'TRUST_PROXY',
+      '10.0.0.0/33',
+      'TRUST_PROXY must be false, true, a hop count, or a comma-separated list of IP addresses and CIDRs, got "10.0.0.0/33"',
+    ],
+    [
+      'TRUST_PROXY',
+      '10.0.0.1,proxy.local',
+      'TRUST_PROXY must be false, true, a hop count, or a comma-separated list of IP addresses and CIDRs, got "proxy.local"',
+    ],
+    ['TLS_KEY', 'key.pem', 'TLS_CERT must be set too: TLS_CERT and TLS_KEY go together'],
+  ])('refuses %s=%s, naming it', (key, value, message) => {
+    const attempt = () => loadConfig({ [key]: value });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(message);
+  });
+});
+
+describe('documentation of the configuration', () => {
+  it('.env.example lists exactly the variables the server reads', async () => {
+    const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
+    const keys = example
+      .split('\n')
+      .map((line) => /^#?\s*([A-Z_]+)=/.exec(line)?.[1])
+      .filter((key) => key !== undefined);
+    expect(keys.sort()).toEqual(Object.keys(ENV_KEYS).sort());
+  });
+
+  it('README.md has a row for every variable, with its default', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    for (const [key, fallback] of Object.entries(ENV_KEYS)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${key}\``));
+      expect(row, key).toBeDefined();
+      if (fallback !== '') expect(row, key).toContain(`\`${fallback}\``);
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  stderr: string;
+  /** The port from the "Server listening" line; rejects if the process exits first. */
+  readonly port: Promise<number>;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first log line whose msg matches. */
+  line(pattern: RegExp): Promise<Record<string, unknown>>;
+}
+
+/** Runs src/main.ts as `npm start` would, in `cwd`, with exactly `env` (plus PATH). */
+export function spawnServer(env: Record<string, string>, cwd: string): ServerProcess {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: Record<string, unknown>) => void }[] = [];
+  let buffered = '';
+  const proc: ServerProcess = {
+    child,
+    stdout,
+    stderr: '',
+    port: new Promise<number>((resolve, reject) => {
+      waiters.push({
+        pattern: /^Server listening at https:\/\/[^ ]+:(\d+)$/,
+        resolve: (line) => resolve(Number(/:(\d+)$/.exec(String(line.msg))?.[1])),
+      });
+      child.once('exit', () => reject(new Error(`server exited before listening: ${proc.stderr}`)));
+    }),
+    exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    line: (pattern) => new Promise((resolve) => waiters.push({ pattern, resolve })),
+  };
+  // Tests that expect a failed start read `exit`, not `port`.
+  proc.port.catch(() => undefined);
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const text of lines) {
+      stdout.push(text);
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      for (const waiter of [...waiters]) {
+        if (waiter.pattern.test(String(parsed.msg))) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(parsed);
+        }
+      }
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    proc.stderr += chunk;
+  });
+  return proc;
+}

@@ -1,0 +1,165 @@
+import { connect } from 'node:tls';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { ask, testCertificate, TestClient } from './helpers/server.js';
+
+let dir: string;
+let running: ServerProcess | undefined;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pairup-main-'));
+});
+afterEach(async () => {
+  if (running !== undefined && running.child.exitCode === null) running.child.kill('SIGKILL');
+  running = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Start with a certificate written to the temp dir, on an ephemeral loopback port. */
+async function start(env: Record<string, string> = {}): Promise<{ proc: ServerProcess; origin: string; cert: string }> {
+  const { cert, key } = await testCertificate();
+  await writeFile(join(dir, 'cert.pem'), cert);
+  await writeFile(join(dir, 'key.pem'), key);
+  const proc = spawnServer(
+    { HOST: '127.0.0.1', PORT: '0', TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem'), ...env },
+    dir,
+  );
+  running = proc;
+  const port = await proc.port;
+  return { proc, origin: `https://127.0.0.1:${port}`, cert };
+}
+
+/** A request whose body never finishes: it keeps the server's close() waiting. */
+function halfSentPost(origin: string, cert: string): Promise<void> {
+  const { hostname, port } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port), ca: cert, ALPNProtocols: ['http/1.1'] }, () => {
+      socket.write('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+      resolve();
+    });
+    socket.on('error', () => undefined);
+    socket.once('error', reject);
+  });
+}
+
+describe('start-up errors: one line naming the variable, exit 1, no stack trace', () => {
+  it.each([
+    [{ PORT: 'abc' }, 'pairup: PORT must be a whole number from 0 to 65535, got "abc"\n'],
+    [{ MATCH_TIMEOUT_MS: '0' }, 'pairup: MATCH_TIMEOUT_MS must be a whole number from 1 to 86400000, got "0"\n'],
+    [{ LOG_LEVEL: 'loud' }, 'pairup: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n'],
+    [{ TLS_CERT: 'cert.pem' }, 'pairup: TLS_KEY must be set too: TLS_CERT and TLS_KEY go together\n'],
+    [
+      { NODE_ENV: 'production' },
+      'pairup: TLS_CERT and TLS_KEY must be set when NODE_ENV=production (no development certificate)\n',
+    ],
+  ])('%j', async (env, message) => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', ...env }, dir);
+    running = proc;
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(proc.stderr).toBe(message);
+  });
+
+  it('names an unreadable certificate file', async () => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'missing.pem', TLS_KEY: 'missing-key.pem' }, dir);
+    running = proc;
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(proc.stderr).toMatch(/^pairup: TLS_(CERT|KEY) cannot be read: ENOENT: no such file or directory, open 'missing(-key)?\.pem'\n$/);
+  });
+
+  it('reads .env from the working directory', async () => {
+    await writeFile(join(dir, '.env'), 'MAX_WAITING=lots\n');
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0' }, dir);
+    running = proc;
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(proc.stderr).toBe('pairup: MAX_WAITING must be a whole number from 1 to 10000000, got "lots"\n');
+  });
+
+  it('names a port already in use', async () => {
+    const { origin } = await start();
+    const port = new URL(origin).port;
+    const second = spawnServer({ HOST: '127.0.0.1', PORT: port, TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem') }, dir);
+    expect(await second.exit).toEqual({ code: 1, signal: null });
+    expect(second.stderr).toBe(`pairup: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+  });
+});
+
+describe('development certificate', () => {
+  it('is created under certs/, logged with a curl command, and serves', async () => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0' }, dir);
+    running = proc;
+    const port = await proc.port;
+    const hint = await proc.line(/^development certificate in use/);
+    expect(hint.msg).toBe(`development certificate in use; try: curl --cacert certs/dev-cert.pem https://localhost:${port}/`);
+    const cert = await readFile(join(dir, 'certs', 'dev-cert.pem'), 'utf8');
+    expect((await stat(join(dir, 'certs', 'dev-key.pem'))).mode & 0o777).toBe(0o600);
+    const client = new TestClient(`https://localhost:${port}`, cert);
+    try {
+      const health = await ask(client.client, `https://localhost:${port}`, '/healthz');
+      expect(health.status).toBe(200);
+    } finally {
+      await client.close();
+    }
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('signals', () => {
+  it('SIGTERM answers every waiter 503 once and exits 0', async () => {
+    const { proc, origin, cert } = await start();
+    const h1 = new TestClient(origin, cert);
+    const h2 = new TestClient(origin, cert, { h2: true });
+    const observer = new TestClient(origin, cert);
+    try {
+      const answers = Promise.all([
+        ask(h1.client, origin, '/?pool=a'),
+        ask(h2.client, origin, '/?pool=b', { headers: { accept: 'application/json' } }),
+        ask(h2.client, origin, '/?pool=c'),
+      ]);
+      // Wait until all three are queued, as the server itself reports.
+      for (;;) {
+        const health = await ask(observer.client, origin, '/healthz');
+        if ((JSON.parse(health.text) as { waiting: number }).waiting === 3) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const started = Date.now();
+      proc.child.kill('SIGTERM');
+      const [a, b, c] = await answers;
+      expect([a.status, a.text]).toEqual([503, 'server shutting down']);
+      expect([b.status, JSON.parse(b.text)]).toEqual([503, { error: 'shutting_down', message: 'server shutting down' }]);
+      expect([c.status, c.text]).toEqual([503, 'server shutting down']);
+      expect(await proc.exit).toEqual({ code: 0, signal: null });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const logged = proc.stdout.map((line) => JSON.parse(line) as { level: number; msg: string; waiters?: number });
+      expect(logged.filter((line) => line.level >= 40)).toEqual([]);
+      expect(logged.find((line) => line.msg === 'shutting down: answered every waiter')?.waiters).toBe(3);
+    } finally {
+      await Promise.all([h1.close(), h2.close(), observer.close()]);
+    }
+  });
+
+  it('a second signal exits at once', async () => {
+    const { proc, origin, cert } = await start({ SHUTDOWN_GRACE_MS: '60000' });
+    await halfSentPost(origin, cert);
+    proc.child.kill('SIGTERM');
+    await proc.line(/^shutting down$/);
+    const started = Date.now();
+    proc.child.kill('SIGINT');
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(proc.stdout.some((line) => line.includes('second signal: exiting now'))).toBe(true);
+  });
+
+  it('exits 1 when closing takes longer than SHUTDOWN_GRACE_MS', async () => {
+    const { proc, origin, cert } = await start({ SHUTDOWN_GRACE_MS: '300' });
+    await halfSentPost(origin, cert);
+    const started = Date.now();
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(proc.stdout.some((line) => line.includes('shutdown grace expired: exiting'))).toBe(true);
+  });
+});
