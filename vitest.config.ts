@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Load tests share two cores: one file at a time keeps their timing honest.
     fileParallelism: false,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
