@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import dotenv from 'dotenv';
+import pino from 'pino';
 import { buildApp, type TlsMaterial } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
@@ -36,7 +37,11 @@ async function main(): Promise<void> {
   dotenv.config({ quiet: true });
   const config = loadConfig(process.env);
   const { tls, devCertFile } = await loadTls(config);
-  const app = buildApp(config, { tls });
+  // Buffered: under load, log lines go out 4 KiB at a time instead of one write(2) per pairing
+  // (a line per pairing cost a quarter of the pairings per second), and at most 200 ms late when
+  // quiet. pino flushes what is left when the process exits.
+  const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
+  const app = buildApp(config, { tls, logStream });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

@@ -10,7 +10,9 @@ const FORMATS: Readonly<Record<string, AnswerFormat>> = { 'text/plain': 'text', 
  * JSON when the client prefers it; undefined when it accepts neither.
  */
 export function answerFormat(accept: string | undefined): AnswerFormat | undefined {
-  if (accept === undefined || accept === '' || accept === '*/*') return 'text';
+  // The common headers, answered without parsing.
+  if (accept === undefined || accept === '' || accept === '*/*' || accept === 'text/plain') return 'text';
+  if (accept === 'application/json') return 'json';
   const type = new Negotiator({ headers: { accept } }).mediaType(OFFERED);
   return type === undefined ? undefined : FORMATS[type];
 }

@@ -15,6 +15,14 @@ export interface ServerProcess {
   line(pattern: RegExp): Promise<Record<string, unknown>>;
 }
 
+function parse(text: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs src/main.ts as `npm start` would, in `cwd`, with exactly `env` (plus PATH). */
 export function spawnServer(env: Record<string, string>, cwd: string): ServerProcess {
   const child = spawn(process.execPath, ['--import', TSX, MAIN], {
@@ -37,7 +45,15 @@ export function spawnServer(env: Record<string, string>, cwd: string): ServerPro
       child.once('exit', () => reject(new Error(`server exited before listening: ${proc.stderr}`)));
     }),
     exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    line: (pattern) => new Promise((resolve) => waiters.push({ pattern, resolve })),
+    line: (pattern) =>
+      new Promise((resolve) => {
+        // Lines that came before the call count too: several can arrive in one chunk.
+        for (const text of stdout) {
+          const parsed = parse(text);
+          if (parsed !== undefined && pattern.test(String(parsed.msg))) return resolve(parsed);
+        }
+        waiters.push({ pattern, resolve });
+      }),
   };
   // Tests that expect a failed start read `exit`, not `port`.
   proc.port.catch(() => undefined);
@@ -47,12 +63,8 @@ export function spawnServer(env: Record<string, string>, cwd: string): ServerPro
     buffered = lines.pop() ?? '';
     for (const text of lines) {
       stdout.push(text);
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
+      const parsed = parse(text);
+      if (parsed === undefined) continue;
       for (const waiter of [...waiters]) {
         if (waiter.pattern.test(String(parsed.msg))) {
           waiters.splice(waiters.indexOf(waiter), 1);

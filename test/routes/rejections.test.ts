@@ -196,11 +196,14 @@ describe('routing', () => {
     await eventually(() => server.app.lobby.waiting === 0);
   });
 
-  it('sends security headers', async () => {
+  it('sends security headers on every answer', async () => {
     const answer = await call('/healthz');
     expect(answer.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
     expect(answer.headers['x-content-type-options']).toBe('nosniff');
-    expect(answer.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(answer.headers['x-frame-options']).toBe('DENY');
+    expect(answer.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(answer.headers['x-powered-by']).toBeUndefined();
   });
 
   it('logged no warning for any of it', () => {

@@ -1,0 +1,69 @@
+/**
+ * The baseline: the least possible Node.js HTTPS pairing server, for the benchmark to compare with.
+ * node:http2 with allowHTTP1 and the compatibility API, no framework, an array per pool, pair or
+ * queue in the request callback, a waiter dropped when its client goes. It answers the same JSON
+ * (`self`, `peer`) the workloads verify, and `/healthz` with the number waiting.
+ *
+ * Run: TLS_CERT=… TLS_KEY=… PORT=0 node --import tsx bench/baseline.ts; prints {"port":N} once listening.
+ */
+import { readFileSync } from 'node:fs';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+
+interface Waiter {
+  readonly res: Http2ServerResponse;
+  readonly address: string;
+}
+
+const pools = new Map<string, Waiter[]>();
+let waiting = 0;
+
+function addressOf(req: Http2ServerRequest): string {
+  const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  return ip.includes(':') ? `[${ip}]:${req.socket.remotePort}` : `${ip}:${req.socket.remotePort}`;
+}
+
+function answer(res: Http2ServerResponse, self: string, peer: string): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ self, peer }));
+}
+
+const server = createSecureServer(
+  { allowHTTP1: true, cert: readFileSync(process.env.TLS_CERT ?? ''), key: readFileSync(process.env.TLS_KEY ?? '') },
+  (req, res) => {
+    const url = new URL(req.url, 'https://localhost');
+    if (url.pathname === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', waiting }));
+      return;
+    }
+    const pool = url.searchParams.get('pool') ?? 'default';
+    const self = addressOf(req);
+    const queue = pools.get(pool);
+    const peer = queue?.shift();
+    if (peer !== undefined) {
+      waiting--;
+      if (queue?.length === 0) pools.delete(pool);
+      answer(peer.res, peer.address, self);
+      answer(res, self, peer.address);
+      return;
+    }
+    const waiter = { res, address: self };
+    if (queue === undefined) pools.set(pool, [waiter]);
+    else queue.push(waiter);
+    waiting++;
+    res.on('close', () => {
+      const list = pools.get(pool);
+      const index = list?.indexOf(waiter) ?? -1;
+      if (list === undefined || index < 0) return;
+      list.splice(index, 1);
+      waiting--;
+      if (list.length === 0) pools.delete(pool);
+    });
+  },
+);
+
+server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
+  const address = server.address();
+  process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address !== null ? address.port : 0 })}\n`);
+});
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));

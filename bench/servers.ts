@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type ServerKind = 'pairup' | 'baseline';
+
+export interface RunningServer {
+  readonly kind: ServerKind;
+  readonly origin: string;
+  readonly pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+const ROOT = new URL('..', import.meta.url);
+const TSX = import.meta.resolve('tsx');
+
+/**
+ * Starts one server in a process of its own on an ephemeral loopback port. Its standard output goes
+ * to a file in `dir`, as a service's log would: not to this process, which is busy being the load.
+ */
+export async function startServer(
+  kind: ServerKind,
+  tls: { certFile: string; keyFile: string },
+  dir: string,
+): Promise<RunningServer> {
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    TLS_CERT: tls.certFile,
+    TLS_KEY: tls.keyFile,
+    // Every benchmark client comes from 127.0.0.1: the per-IP cap (64 by default) would refuse them.
+    MAX_WAITING_PER_IP: '0',
+    NODE_ENV: 'production',
+  };
+  const args =
+    kind === 'pairup'
+      ? [fileURLToPath(new URL('dist/main.js', ROOT))]
+      : ['--import', TSX, fileURLToPath(new URL('bench/baseline.ts', ROOT))];
+  const logFile = join(dir, `${kind}.log`);
+  const out = openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', out, 'inherit'] });
+  closeSync(out);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const log = readFileSync(logFile, 'utf8');
+    const port = /"port":(\d+)/.exec(log)?.[1] ?? /Server listening at https:\/\/[^"]+:(\d+)"/.exec(log)?.[1];
+    if (port !== undefined) {
+      return { kind, origin: `https://127.0.0.1:${port}`, pid: child.pid, stop: () => stop(child) };
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${kind} did not start: ${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+  });
+}
+
+/** Resident and peak resident memory of a process, in bytes (Linux /proc). */
+export function memoryOf(pid: number | undefined): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}

@@ -1,0 +1,151 @@
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { Agent, request } from 'node:https';
+import { memoryOf } from '../servers.js';
+import { percentiles, Verifier } from '../verify.js';
+import type { WorkloadResult } from './types.js';
+
+export interface RendezvousOptions {
+  readonly waiters: number;
+  /** h1: each waiter on a TLS connection of its own; h2: 100 waiters per HTTP/2 session. */
+  readonly via: 'h1' | 'h2';
+  readonly ca: string;
+  readonly pid: number | undefined;
+  /** Partner requests in flight at once (keep-alive HTTP/1.1 connections). */
+  readonly partnerConcurrency: number;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly body: string;
+}
+
+const STREAMS_PER_SESSION = 100;
+const OPEN_BATCH = 200;
+
+function h1Get(origin: URL, path: string, ca: string, agent: Agent | false, onSocket?: () => void): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: origin.hostname, port: origin.port, path, ca, agent, headers: { accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    if (onSocket !== undefined) req.once('socket', (socket) => socket.once('secureConnect', onSocket));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function h2Get(session: ClientHttp2Session, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path, accept: 'application/json' });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+    });
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
+    stream.on('error', reject);
+  });
+}
+
+async function waitingNow(origin: URL, ca: string): Promise<number> {
+  const { body } = await h1Get(origin, '/healthz', ca, false);
+  return (JSON.parse(body) as { waiting: number }).waiting;
+}
+
+/** N clients wait, each in a pool of its own; then N partners arrive, one for each. */
+export async function rendezvous(origin: string, options: RendezvousOptions): Promise<WorkloadResult> {
+  const url = new URL(origin);
+  const n = options.waiters;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const idle = memoryOf(options.pid).rss;
+
+  // Waiters, opened in batches so that the listen backlog never overflows.
+  const waiterAnswers: Promise<Answer>[] = [];
+  const sessions: ClientHttp2Session[] = [];
+  const holdStarted = performance.now();
+  for (let first = 0; first < n; first += OPEN_BATCH) {
+    const batch: Promise<void>[] = [];
+    const last = Math.min(n, first + OPEN_BATCH);
+    for (let i = first; i < last; i++) {
+      if (options.via === 'h1') {
+        batch.push(
+          new Promise<void>((connected) => {
+            waiterAnswers.push(h1Get(url, `/?pool=r-${i}`, options.ca, false, connected));
+          }),
+        );
+      } else {
+        if (i % STREAMS_PER_SESSION === 0) {
+          const session = connect(origin, { ca: options.ca });
+          sessions.push(session);
+          batch.push(new Promise<void>((connected) => session.once('connect', () => connected())));
+        }
+        waiterAnswers.push(h2Get(sessions[sessions.length - 1] as ClientHttp2Session, `/?pool=r-${i}`));
+      }
+    }
+    await Promise.all(batch);
+  }
+  const settle = performance.now() + 60_000;
+  while ((await waitingNow(url, options.ca)) < n) {
+    if (performance.now() > settle) throw new Error('waiters were not all queued within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const holdMs = performance.now() - holdStarted;
+  const held = memoryOf(options.pid).rss;
+
+  // Partners: one request per pool, over a few keep-alive connections.
+  const agent = new Agent({ keepAlive: true, maxSockets: options.partnerConcurrency });
+  const partnerAnswers: Answer[] = new Array<Answer>(n);
+  const latencies: number[] = [];
+  const pairStarted = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: options.partnerConcurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const sent = performance.now();
+        partnerAnswers[i] = await h1Get(url, `/?pool=r-${i}`, options.ca, agent);
+        latencies.push(performance.now() - sent);
+      }
+    }),
+  );
+  const waiterResults = await Promise.all(waiterAnswers);
+  const pairMs = performance.now() - pairStarted;
+  const peak = memoryOf(options.pid).peak;
+  agent.destroy();
+  for (const session of sessions) session.close();
+
+  // Waiter i and partner i must have been told of each other, and nobody else.
+  const verifier = new Verifier();
+  let wrong = 0;
+  for (let i = 0; i < n; i++) {
+    const waiter = waiterResults[i];
+    const partner = partnerAnswers[i];
+    if (waiter?.status !== 200 || partner?.status !== 200) {
+      wrong++;
+      continue;
+    }
+    const a = verifier.record(waiter.body);
+    const b = verifier.record(partner.body);
+    if (a === undefined || b === undefined || a.peer !== b.self || b.peer !== a.self) wrong++;
+  }
+  const { p99 } = percentiles(latencies);
+  return {
+    metrics: {
+      waiters: n,
+      'hold s': holdMs / 1000,
+      'RSS idle MiB': idle / 1048576,
+      'RSS held MiB': held / 1048576,
+      'peak RSS MiB': peak / 1048576,
+      'KiB/waiter': (held - idle) / n / 1024,
+      'pair all s': pairMs / 1000,
+      'partner p99 ms': p99,
+    },
+    problems: [...verifier.verdict(0), ...(wrong > 0 ? [`${wrong} of ${n} rendezvous wrong or failed`] : [])],
+  };
+}
