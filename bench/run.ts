@@ -9,11 +9,11 @@
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDevCertificate } from '../src/dev-certificate.js';
+import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
 import { churn } from './workloads/churn.js';
 import { h2 } from './workloads/h2.js';
@@ -109,24 +109,12 @@ const workloads: Workload[] = [
   },
 ];
 
-function get(origin: string, path: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(path, origin);
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, ca, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Waiters left behind after a workload (0 expected), once aborted clients have been noticed. */
 async function leftWaiting(origin: string, ca: string): Promise<number> {
   let waiting = Number.NaN;
   for (let i = 0; i < 40; i++) {
-    waiting = (JSON.parse(await get(origin, '/healthz', ca)) as { waiting: number }).waiting;
+    const { body } = await h1Get(new URL(origin), '/healthz', { ca, agent: false });
+    waiting = (JSON.parse(body) as { waiting: number }).waiting;
     if (waiting === 0) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -1,5 +1,6 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import { h1Get, h2Get, type Answer } from '../client.js';
 import { memoryOf } from '../servers.js';
 import { percentiles, Verifier } from '../verify.js';
 import type { WorkloadResult } from './types.js';
@@ -14,47 +15,11 @@ export interface RendezvousOptions {
   readonly partnerConcurrency: number;
 }
 
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
-
 const STREAMS_PER_SESSION = 100;
 const OPEN_BATCH = 200;
 
-function h1Get(origin: URL, path: string, ca: string, agent: Agent | false, onSocket?: () => void): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: origin.hostname, port: origin.port, path, ca, agent, headers: { accept: 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    if (onSocket !== undefined) req.once('socket', (socket) => socket.once('secureConnect', onSocket));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function h2Get(session: ClientHttp2Session, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path, accept: 'application/json' });
-    let status = 0;
-    const chunks: Buffer[] = [];
-    stream.on('response', (headers) => {
-      status = Number(headers[':status']);
-    });
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
-    stream.on('error', reject);
-  });
-}
-
 async function waitingNow(origin: URL, ca: string): Promise<number> {
-  const { body } = await h1Get(origin, '/healthz', ca, false);
+  const { body } = await h1Get(origin, '/healthz', { ca, agent: false });
   return (JSON.parse(body) as { waiting: number }).waiting;
 }
 
@@ -76,7 +41,7 @@ export async function rendezvous(origin: string, options: RendezvousOptions): Pr
       if (options.via === 'h1') {
         batch.push(
           new Promise<void>((connected) => {
-            waiterAnswers.push(h1Get(url, `/?pool=r-${i}`, options.ca, false, connected));
+            waiterAnswers.push(h1Get(url, `/?pool=r-${i}`, { ca: options.ca, agent: false, onConnected: connected }));
           }),
         );
       } else {
@@ -109,7 +74,7 @@ export async function rendezvous(origin: string, options: RendezvousOptions): Pr
       while (next < n) {
         const i = next++;
         const sent = performance.now();
-        partnerAnswers[i] = await h1Get(url, `/?pool=r-${i}`, options.ca, agent);
+        partnerAnswers[i] = await h1Get(url, `/?pool=r-${i}`, { ca: options.ca, agent });
         latencies.push(performance.now() - sent);
       }
     }),

@@ -1,0 +1,114 @@
+import type { ClientHttp2Session } from 'node:http2';
+import { request, type Agent } from 'node:https';
+import { percentiles, Verifier } from './verify.js';
+
+export interface Answer {
+  readonly status: number;
+  readonly body: string;
+}
+
+export interface H1Options {
+  readonly ca: string;
+  /** false: a connection of its own, closed afterwards, no TLS session reuse. */
+  readonly agent: Agent | false;
+  readonly signal?: AbortSignal;
+  /** Called once the request's TLS connection is up. */
+  readonly onConnected?: () => void;
+}
+
+/** One HTTP/1.1 GET asking for JSON, the whole body read. */
+export function h1Get(origin: URL, path: string, options: H1Options): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: origin.hostname,
+        port: origin.port,
+        path,
+        ca: options.ca,
+        agent: options.agent,
+        signal: options.signal,
+        headers: { accept: 'application/json', ...(options.agent === false ? { connection: 'close' } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    const { onConnected } = options;
+    if (onConnected !== undefined) req.once('socket', (socket) => socket.once('secureConnect', onConnected));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One GET over an HTTP/2 session, asking for JSON. */
+export function h2Get(session: ClientHttp2Session, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path, accept: 'application/json' });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+    });
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
+    stream.on('error', reject);
+  });
+}
+
+export interface ClosedLoopResult {
+  readonly verifier: Verifier;
+  readonly seconds: number;
+  readonly requests: number;
+  readonly failures: number;
+  readonly firstFailure: string;
+  readonly latency: { p50: number; p99: number; max: number };
+}
+
+/**
+ * `loops` clients, each sending its next request as soon as the last is answered, for `durationS`.
+ * Requests still waiting 2 s after that (their partners stopped asking) are ended by `stop` and not
+ * counted.
+ */
+export async function closedLoop(
+  loops: number,
+  durationS: number,
+  send: (loop: number) => Promise<Answer>,
+  stop: () => void,
+): Promise<ClosedLoopResult> {
+  const verifier = new Verifier();
+  const latencies: number[] = [];
+  let failures = 0;
+  let firstFailure = '';
+  let stopping = false;
+  const started = performance.now();
+  const deadline = started + durationS * 1000;
+  const loop = async (index: number): Promise<void> => {
+    while (performance.now() < deadline) {
+      const sent = performance.now();
+      try {
+        const { status, body } = await send(index);
+        if (stopping) return;
+        latencies.push(performance.now() - sent);
+        if (status === 200) verifier.record(body);
+        else {
+          failures++;
+          firstFailure ||= `status ${status}`;
+        }
+      } catch (error) {
+        if (stopping) return;
+        failures++;
+        firstFailure ||= String(error);
+      }
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
+  await Promise.race([all, new Promise((resolve) => setTimeout(resolve, durationS * 1000 + 2000))]);
+  const seconds = (performance.now() - started) / 1000;
+  stopping = true;
+  stop();
+  await all;
+  return { verifier, seconds, requests: latencies.length, failures, firstFailure, latency: percentiles(latencies) };
+}
