@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
-import { createErrorHandler, sendError } from './error-handler.js';
+import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { Lobby, type Ticket } from './lobby.js';
 import { Matchmaker } from './matchmaker.js';
 import { registerHealthRoute } from './routes/health.js';
@@ -30,7 +30,7 @@ declare module 'fastify' {
   }
 }
 
-function createInstance(config: Config, options: AppOptions) {
+function createInstance(config: Config, options: AppOptions, security: Readonly<Record<string, string>>) {
   return Fastify({
     http2: true,
     https: { allowHTTP1: true, key: options.tls.key, cert: options.tls.cert, minVersion: 'TLSv1.2' },
@@ -51,6 +51,12 @@ function createInstance(config: Config, options: AppOptions) {
     // An HTTP/2 session is never idle-closed while a long-poll on it can still be waiting.
     http2SessionTimeout: Math.max(72_000, config.matchTimeoutMs + 10_000),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    clientErrorHandler,
+    // A URL Fastify cannot decode is answered before routing, so before the onRequest hooks.
+    frameworkErrors: (error, _request, reply) => {
+      void reply.headers(security);
+      sendError(reply, new ApiError('invalid_url', [error.message.replace(/ is not a valid url component$/, '')]));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
@@ -66,11 +72,11 @@ function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((a
 
 /** The server, ready to listen but not listening: only main.ts binds ports and handles signals. */
 export function buildApp(config: Config, options: AppOptions): App {
-  const app = createInstance(config, options);
+  const security = securityHeaders();
+  const app = createInstance(config, options, security);
   const lobby = new Lobby(new Matchmaker<Ticket>(), config);
   app.decorate('lobby', lobby);
 
-  const security = securityHeaders();
   app.addHook('onRequest', (_request, reply, done) => {
     void reply.headers(security);
     done();

@@ -1,4 +1,6 @@
-import type { FastifyError } from 'fastify';
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyBaseLogger, FastifyError } from 'fastify';
 import type { AnyReply, AnyRequest } from './app.js';
 import { ApiError } from './errors.js';
 
@@ -72,4 +74,33 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
     default:
       return new ApiError('invalid_request', [`${field} ${first.message ?? 'is invalid'}`], field);
   }
+}
+
+/**
+ * Answers a connection whose bytes are not HTTP (Node's 'clientError'), in the same JSON shape as
+ * every other error, then closes it. Such clients are common on a public port and not the server's
+ * fault: logged at debug. Fastify calls it with the instance as `this`.
+ */
+export function clientErrorHandler(
+  this: { readonly log: FastifyBaseLogger },
+  error: Error & { code?: string },
+  socket: Socket,
+): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const apiError =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new ApiError('request_timeout')
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? new ApiError('headers_too_large')
+        : new ApiError('malformed_request', [error.code ?? error.message]);
+  this.log.debug({ code: error.code, remote: socket.remoteAddress }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify(apiError.toJSON());
+    socket.write(
+      `HTTP/1.1 ${apiError.statusCode} ${STATUS_CODES[apiError.statusCode] ?? ''}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
