@@ -87,6 +87,11 @@ export function buildApp(config: Config, options: AppOptions): App {
     sendError(reply, new ApiError('not_found', [request.method, path.slice(0, 256)]));
   });
 
+  // Plain HTTP on the TLS port, old protocol versions, scanners: the client's problem, not ours.
+  app.server.on('tlsClientError', (error: Error & { code?: string }, socket: { remoteAddress?: string }) => {
+    app.log.debug({ code: error.code, remote: socket.remoteAddress }, 'TLS handshake failed');
+  });
+
   const matchRoutes = registerMatchRoutes(app, { lobby, ...config });
   registerHealthRoute(app, lobby);
   methodNotAllowed(app, '/', ['GET', 'POST']);

@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { connect, type ConnectionOptions, type SecureVersion } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -43,4 +44,56 @@ describe('TLS', () => {
   it.each(['TLSv1.1', 'TLSv1'] as const)('refuses %s with a protocol-version alert', async (version) => {
     await expect(handshake(legacy(version))).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
   });
+});
+
+describe('connections that never speak TLS properly', () => {
+  /** Sends raw bytes over plain TCP and resolves with what came back once the server closed. */
+  function tcp(bytes: Buffer | string, closeAfterWrite = false): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host: '127.0.0.1', port: debugServer.port }, () => {
+        socket.write(bytes);
+        if (closeAfterWrite) socket.end();
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.on('error', reject);
+    });
+  }
+
+  let debugServer: TestServer;
+  beforeAll(async () => {
+    debugServer = await startServer({ LOG_LEVEL: 'debug' });
+  });
+  afterAll(() => debugServer.close());
+
+  it('closes plain HTTP sent to the TLS port, garbage, and a truncated handshake; logs each at debug', async () => {
+    const before = debugServer.logs.length;
+    // The server answers each with at most a TLS alert, then closes.
+    for (const bytes of ['GET / HTTP/1.1\r\nHost: localhost\r\n\r\n', Buffer.from([0, 1, 2, 3, 255, 254, 13, 10])]) {
+      const reply = await tcp(bytes);
+      expect(reply.length).toBeLessThanOrEqual(7);
+    }
+    // The first bytes of a TLS ClientHello, then the client hangs up.
+    await tcp(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]), true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const failures = debugServer.logs.slice(before).filter((line) => line.msg === 'TLS handshake failed');
+    expect(failures.length).toBeGreaterThanOrEqual(2);
+    for (const line of failures) expect(line.level).toBe(20);
+    expect(debugServer.warnings()).toEqual([]);
+    const health = await handshakeThenHealth();
+    expect(health).toBe(200);
+  });
+
+  function handshakeThenHealth(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: debugServer.port, ca: debugServer.cert, ALPNProtocols: ['http/1.1'] }, () => {
+        socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      });
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(Number(text.split(' ')[1])));
+      socket.on('error', reject);
+    });
+  }
 });
