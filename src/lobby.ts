@@ -156,6 +156,24 @@ export class Lobby {
     return ticket;
   }
 
+  /**
+   * Checks the lobby's promise to its clients against its live state: in no pool do two live waiters
+   * from different connections wait together (they should have been paired). Waiters whose client is
+   * gone but whose close event has not run yet are left out: the next arrival drops them. Returns
+   * the violations found, for stress tests to call after every event.
+   */
+  audit(): string[] {
+    const connectionByPool = new Map<string, object>();
+    const violations: string[] = [];
+    for (const ticket of this.#queue.values()) {
+      if (ticket.isGone()) continue;
+      const first = connectionByPool.get(ticket.pool);
+      if (first === undefined) connectionByPool.set(ticket.pool, ticket.connection);
+      else if (first !== ticket.connection) violations.push(`pool ${ticket.pool}: ${ticket.address} waits beside another live client`);
+    }
+    return violations;
+  }
+
   /** Answers every waiter `shutdown` and refuses new requests from now on. Returns how many. */
   close(): number {
     this.#closing = true;

@@ -103,8 +103,20 @@ describe('flood of aborting clients', () => {
     }
   }
 
+  /** What the lobby's audit found after each join: the only event that can put two clients together. */
+  const violations: string[] = [];
+  let audits = 0;
+
   beforeAll(async () => {
     server = await startServer({ MAX_WAITING_PER_IP: '0' });
+    const { lobby } = server.app;
+    const join = lobby.join.bind(lobby);
+    lobby.join = (request) => {
+      const joined = join(request);
+      audits++;
+      violations.push(...lobby.audit());
+      return joined;
+    };
     const runs: Promise<void>[] = [];
     for (let i = 0; i < FRESH; i++) {
       const delay = rand() * SPREAD_MS;
@@ -206,6 +218,11 @@ describe('flood of aborting clients', () => {
     }
     // A partner can abort after it was matched but before its answer arrived: rare, never common.
     expect(halfAborted).toBeLessThan(byMatch.size / 4);
+  });
+
+  it('never had two live clients of different connections waiting in one pool', () => {
+    expect(audits).toBeGreaterThan(1500);
+    expect(violations).toEqual([]);
   });
 
   it('paired no client twice', () => {

@@ -201,3 +201,30 @@ describe('Lobby', () => {
     expect(small.join(a.request())).toBe('closing');
   });
 });
+
+describe('Lobby.audit', () => {
+  it('finds two live clients of different connections waiting in one pool', () => {
+    const queue = new Matchmaker<Ticket>();
+    const audited = new Lobby(queue, { maxWaiting: 10, maxWaitingPerIp: 0 });
+    const a = new FakeClient('192.0.2.1:1');
+    const b = new FakeClient('192.0.2.2:2');
+    ticketOf(audited.join(a.request()));
+    expect(audited.audit()).toEqual([]);
+    // Only a broken matchmaker could queue b beside a: make one that never pairs.
+    const careless = new Lobby(
+      {
+        size: 0,
+        poolSize: () => 0,
+        values: () => queue.values(),
+        remove: (slot) => queue.remove(slot),
+        dequeueOrEnqueue: (pool, value, _judge, mayWait) => queue.dequeueOrEnqueue(pool, value, () => 'skip', mayWait),
+      },
+      { maxWaiting: 10, maxWaitingPerIp: 0 },
+    );
+    ticketOf(careless.join(b.request()));
+    expect(audited.audit()).toEqual(['pool p: 192.0.2.2:2 waits beside another live client']);
+    a.gone = true;
+    expect(audited.audit()).toEqual([]);
+    audited.close();
+  });
+});
