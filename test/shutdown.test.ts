@@ -1,3 +1,4 @@
+import { connect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { ask, eventually, json, startServer, TestClient } from './helpers/server.js';
 
@@ -39,6 +40,27 @@ describe('shutdown', () => {
     } finally {
       await Promise.all([h1Text.close(), h1Json.close(), h2.close(), poster.close()]);
     }
+  });
+
+  it('answers a waiter on an explicit keep-alive connection before that connection is closed', async () => {
+    // Fastify destroys sockets that asked for keep-alive right after preClose: the answer must be out by then.
+    const server = await startServer();
+    const received = new Promise<string>((resolve, reject) => {
+      const socket = connect(
+        { host: '127.0.0.1', port: server.port, ca: server.cert, ALPNProtocols: ['http/1.1'] },
+        () => socket.write('GET /?pool=ka HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n'),
+      );
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    await eventually(() => server.app.lobby.waiting === 1);
+    await server.close();
+    const text = await received;
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(text.endsWith('\r\n\r\nserver shutting down')).toBe(true);
+    expect(server.warnings()).toEqual([]);
   });
 
   it('refuses new requests and reports 503 health once the lobby is closing', async () => {
