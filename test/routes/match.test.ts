@@ -128,6 +128,25 @@ describe.each([
     expect((await second).text).toBe(`127.0.0.1:${c.localPort}`);
   });
 
+  it('drops a POST client that aborts while waiting', async () => {
+    const [gone, b, c] = [client(), client(), client()];
+    const controller = new AbortController();
+    const abandoned = ask(gone.client, server.origin, '/', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"pool":"post-abort","meta":{"x":1}}',
+      signal: controller.signal,
+    }).catch((error: unknown) => error);
+    await waitFor(1);
+    controller.abort();
+    await expect(abandoned).resolves.toBeInstanceOf(Error);
+    await waitFor(0);
+    const second = get(b, '/?pool=post-abort');
+    await waitFor(1);
+    expect((await get(c, '/?pool=post-abort')).text).toBe(`127.0.0.1:${b.localPort}`);
+    expect((await second).text).toBe(`127.0.0.1:${c.localPort}`);
+  });
+
   it('exchanges meta between POST clients and tells GET clients nothing of it', async () => {
     const [a, b, c, d] = [client(), client(), client(), client()];
     const post = (x: TestClient, body: unknown) =>
