@@ -2,6 +2,7 @@ import Fastify, {
   LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
 import type { Http2SecureServer } from 'node:http2';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
@@ -21,6 +22,8 @@ export interface AppOptions {
   readonly tls: TlsMaterial;
   /** Where log lines go; standard output when absent. */
   readonly logStream?: DestinationStream;
+  /** How often the event-loop delay is sampled (default 1000 ms); tests sample faster. */
+  readonly pressureSampleMs?: number;
 }
 
 declare module 'fastify' {
@@ -81,6 +84,14 @@ export function buildApp(config: Config, options: AppOptions): App {
     void reply.headers(security);
     done();
   });
+  // Refuses new requests (503 overloaded, through the error handler) while the event loop lags;
+  // requests already waiting keep their place and are answered as usual.
+  if (config.maxEventLoopDelayMs > 0) {
+    void app.register(underPressure, {
+      maxEventLoopDelay: config.maxEventLoopDelayMs,
+      sampleInterval: options.pressureSampleMs ?? 1000,
+    });
+  }
   app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000 }));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';

@@ -29,7 +29,11 @@ export interface TestServer {
 }
 
 /** The real server over TLS on an ephemeral loopback port, its log lines collected. */
-export async function startServer(env: Env = {}, host = '127.0.0.1'): Promise<TestServer> {
+export async function startServer(
+  env: Env = {},
+  host = '127.0.0.1',
+  options: { pressureSampleMs?: number } = {},
+): Promise<TestServer> {
   const config: Config = loadConfig({ LOG_LEVEL: 'info', MAX_WAITING_PER_IP: '0', ...env, HOST: host, PORT: '0' });
   const { cert, key } = await testCertificate();
   const logs: LogLine[] = [];
@@ -39,7 +43,7 @@ export async function startServer(env: Env = {}, host = '127.0.0.1'): Promise<Te
       callback();
     },
   });
-  const app = buildApp(config, { tls: { cert, key }, logStream });
+  const app = buildApp(config, { tls: { cert, key }, logStream, ...options });
   await app.listen({ host, port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no port');

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer({ MAX_EVENT_LOOP_DELAY_MS: '50' }, '127.0.0.1', { pressureSampleMs: 100 });
+});
+afterAll(() => server.close());
+
+/** Keeps the event loop busy, as a burst of work would. */
+function blockEventLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // spin
+  }
+}
+
+describe('event-loop protection', () => {
+  it('refuses new requests while the loop lags, and still serves the client already waiting', async () => {
+    const [waiter, refused, partner, probe] = Array.from({ length: 4 }, () => new TestClient(server.origin, server.cert));
+    try {
+      const waiting = ask(waiter.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } });
+      await eventually(() => server.app.lobby.waiting === 1);
+      blockEventLoop(400);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the sampler runs after the stall
+
+      const answer = await ask(refused.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } });
+      expect(answer.status).toBe(503);
+      expect(answer.headers['retry-after']).toBe('1');
+      expect(json(answer)).toEqual({
+        error: 'overloaded',
+        message: 'server overloaded (event loop delay over MAX_EVENT_LOOP_DELAY_MS); try again shortly',
+      });
+      expect(server.app.lobby.waiting).toBe(1);
+
+      // Once the loop has recovered, a partner gets in and the waiter is answered.
+      for (let tries = 0; (await ask(probe.client, server.origin, '/healthz')).status !== 200; tries++) {
+        expect(tries).toBeLessThan(50);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const paired = json(await ask(partner.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } }));
+      expect(paired.peer).toBe(`127.0.0.1:${waiter.localPort}`);
+      expect(json(await waiting).peer).toBe(`127.0.0.1:${partner.localPort}`);
+      expect(server.warnings()).toEqual([]);
+    } finally {
+      await Promise.all([waiter, refused, partner, probe].map((c) => c.close()));
+    }
+  });
+});
