@@ -36,7 +36,14 @@ declare module 'fastify' {
 function createInstance(config: Config, options: AppOptions, security: Readonly<Record<string, string>>) {
   return Fastify({
     http2: true,
-    https: { allowHTTP1: true, key: options.tls.key, cert: options.tls.cert, minVersion: 'TLSv1.2' },
+    https: {
+      allowHTTP1: true,
+      key: options.tls.key,
+      cert: options.tls.cert,
+      minVersion: 'TLSv1.2',
+      // Each stream can be a waiter: bound what one connection can hold (Node's default is 2^32-1).
+      settings: { maxConcurrentStreams: config.maxStreamsPerConnection },
+    },
     logger: {
       level: config.logLevel,
       ...(options.logStream === undefined ? {} : { stream: options.logStream }),

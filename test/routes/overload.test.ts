@@ -17,7 +17,8 @@ function blockEventLoop(ms: number): void {
 
 describe('event-loop protection', () => {
   it('refuses new requests while the loop lags, and still serves the client already waiting', async () => {
-    const [waiter, refused, partner, probe] = Array.from({ length: 4 }, () => new TestClient(server.origin, server.cert));
+    const client = () => new TestClient(server.origin, server.cert);
+    const [waiter, refused, partner, probe] = [client(), client(), client(), client()];
     try {
       const waiting = ask(waiter.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } });
       await eventually(() => server.app.lobby.waiting === 1);

@@ -1,0 +1,121 @@
+/**
+ * HTTP/2 abuse: a connection cannot hold more waiting streams than the limit, and floods of streams
+ * reset at once (the rapid-reset pattern) or shortly after opening leave the server responsive to
+ * everybody else and leak no waiter.
+ */
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from './helpers/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer({ MAX_STREAMS_PER_CONNECTION: '20' });
+});
+afterAll(() => server.close());
+
+function session(): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = connect(server.origin, { ca: server.cert });
+    s.once('remoteSettings', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Health as seen by another client; resolves with the time it took. */
+async function timedHealth(): Promise<{ ms: number; status: number }> {
+  const probe = new TestClient(server.origin, server.cert);
+  try {
+    const started = performance.now();
+    const answer = await ask(probe.client, server.origin, '/healthz');
+    return { ms: performance.now() - started, status: answer.status };
+  } finally {
+    await probe.close();
+  }
+}
+
+describe('HTTP/2 abuse', () => {
+  it('tells clients the stream limit and holds no more waiters per connection than it', async () => {
+    const s = await session();
+    try {
+      expect(s.remoteSettings.maxConcurrentStreams).toBe(20);
+      s.on('error', () => undefined);
+      for (let i = 0; i < 30; i++) {
+        const stream = s.request({ ':path': `/?pool=limit-${i}` });
+        stream.on('error', () => undefined);
+        stream.resume();
+      }
+      await eventually(() => server.app.lobby.waiting === 20);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(server.app.lobby.waiting).toBe(20);
+    } finally {
+      s.destroy();
+    }
+    await eventually(() => server.app.lobby.waiting === 0);
+  });
+
+  it('stays responsive through a rapid-reset flood and leaks no waiter', async () => {
+    const attackers = await Promise.all([session(), session()]);
+    for (const s of attackers) s.on('error', () => undefined);
+    const attack = (async () => {
+      for (let round = 0; round < 40; round++) {
+        for (const s of attackers) {
+          if (s.destroyed) continue;
+          for (let i = 0; i < 50; i++) {
+            const stream = s.request({ ':path': `/?pool=reset-${i % 5}` });
+            stream.on('error', () => undefined);
+            stream.close(constants.NGHTTP2_CANCEL);
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const health = await timedHealth();
+    await attack;
+    for (const s of attackers) s.destroy();
+    expect(health.status).toBe(200);
+    expect(health.ms).toBeLessThan(1000);
+    await eventually(() => server.app.lobby.waiting === 0, 3000, 'no waiter left');
+    expect(server.warnings()).toEqual([]);
+  });
+
+  it('stays responsive through streams that each abort shortly after opening, and leaks no waiter', async () => {
+    const attackers = await Promise.all([session(), session(), session()]);
+    for (const s of attackers) s.on('error', () => undefined);
+    const attack = Promise.all(
+      attackers.flatMap((s) =>
+        Array.from({ length: 300 }, (_, i) =>
+          new Promise<void>((resolve) => {
+            setTimeout(() => {
+              if (s.destroyed) return resolve();
+              const stream = s.request({ ':path': `/?pool=abort-${i % 7}` });
+              stream.on('error', () => undefined);
+              stream.on('close', () => resolve());
+              stream.resume();
+              setTimeout(() => stream.close(constants.NGHTTP2_CANCEL), Math.random() * 50);
+            }, Math.random() * 500);
+          }),
+        ),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const health = await timedHealth();
+    await attack;
+    for (const s of attackers) s.destroy();
+    expect(health.status).toBe(200);
+    expect(health.ms).toBeLessThan(1000);
+    await eventually(() => server.app.lobby.waiting === 0, 3000, 'no waiter left');
+    // And the server still pairs.
+    const [a, b] = [new TestClient(server.origin, server.cert), new TestClient(server.origin, server.cert)];
+    try {
+      const first = ask(a.client, server.origin, '/?pool=after-abuse', { headers: { accept: 'application/json' } });
+      await eventually(() => server.app.lobby.waiting === 1);
+      expect(json(await ask(b.client, server.origin, '/?pool=after-abuse', { headers: { accept: 'application/json' } })).peer).toBe(
+        `127.0.0.1:${a.localPort}`,
+      );
+      await first;
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+    expect(server.warnings()).toEqual([]);
+  });
+});
