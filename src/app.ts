@@ -41,6 +41,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
       key: options.tls.key,
       cert: options.tls.cert,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: config.headersTimeoutMs,
       // Each stream can be a waiter: bound what one connection can hold (Node's default is 2^32-1).
       settings: { maxConcurrentStreams: config.maxStreamsPerConnection },
     },
@@ -84,6 +85,7 @@ function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((a
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
+  limitSlowClients(app.server, config.headersTimeoutMs);
   const lobby = new Lobby(new Matchmaker<Ticket>(), config);
   app.decorate('lobby', lobby);
 
@@ -123,6 +125,27 @@ export function buildApp(config: Config, options: AppOptions): App {
     await matchRoutes.shutdownAnswers();
   });
   return app;
+}
+
+/**
+ * Slowloris: Node's HTTP/1.1 handling in an allowHTTP1 server cuts a connection whose request
+ * headers (its first request's included, so also a connection that never sends one) take longer than
+ * `headersTimeout`, answering 408 through the client-error handler. A request that has fully arrived
+ * is never cut, however long it then waits for a partner. Connections are checked every
+ * `connectionsCheckingInterval`, read when the server starts listening: 30 s by default, too coarse.
+ */
+function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number): void {
+  const http1 = server as Http2SecureServer & { headersTimeout: number; connectionsCheckingInterval: number };
+  http1.headersTimeout = headersTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
+  // HTTP/2 has no such check: a session that opens no stream in time is closed here.
+  server.on('session', (session) => {
+    const silent = setTimeout(() => session.destroy(), headersTimeoutMs);
+    silent.unref();
+    const spoke = (): void => clearTimeout(silent);
+    session.once('stream', spoke);
+    session.once('close', spoke);
+  });
 }
 
 /** 405 with an Allow header for every other method on a known path. */

@@ -16,6 +16,11 @@ export interface Config {
   /** 0 turns the per-IP limit off. */
   readonly maxWaitingPerIp: number;
   readonly shutdownGraceMs: number;
+  /**
+   * Time a client has to complete its TLS handshake, and on HTTP/1.1 to send a request's headers
+   * (the first request of a connection included): slow and silent clients are cut off after it.
+   */
+  readonly headersTimeoutMs: number;
   /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly maxStreamsPerConnection: number;
   /** New requests get 503 while the event loop lags more than this; 0 turns the check off. */
@@ -39,6 +44,7 @@ export const ENV_KEYS = {
   MAX_WAITING: '100000',
   MAX_WAITING_PER_IP: '64',
   SHUTDOWN_GRACE_MS: '10000',
+  HEADERS_TIMEOUT_MS: '10000',
   MAX_STREAMS_PER_CONNECTION: '100',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
   LOG_LEVEL: 'info',
@@ -85,6 +91,7 @@ export function loadConfig(env: Env): Config {
     maxWaiting: integer('MAX_WAITING', get('MAX_WAITING'), 1, 10_000_000),
     maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
+    headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', get('HEADERS_TIMEOUT_MS'), 100, 600_000),
     maxStreamsPerConnection: integer('MAX_STREAMS_PER_CONNECTION', get('MAX_STREAMS_PER_CONNECTION'), 1, 10_000),
     maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', get('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000),
     logLevel: logLevel(get('LOG_LEVEL')),

@@ -1,0 +1,104 @@
+/**
+ * Slowloris and silent connections are cut off after HEADERS_TIMEOUT_MS; a client legitimately
+ * long-polling for longer than that is not.
+ */
+import { createConnection } from 'node:net';
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from './helpers/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer({ HEADERS_TIMEOUT_MS: '400' });
+});
+afterAll(() => server.close());
+
+interface Closed {
+  readonly afterMs: number;
+  readonly received: string;
+}
+
+/** Opens a TLS connection (HTTP/1.1), runs `behave` on it, resolves when the server closes it. */
+function tlsConnection(behave: (write: (text: string) => void) => () => void): Promise<Closed> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let stop = (): void => undefined;
+    const socket = connect({ host: '127.0.0.1', port: server.port, ca: server.cert, ALPNProtocols: ['http/1.1'] }, () => {
+      stop = behave((text) => socket.write(text));
+    });
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    socket.on('close', () => {
+      stop();
+      resolve({ afterMs: performance.now() - started, received });
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('slow and silent clients', () => {
+  it('cuts off a client sending its headers a byte at a time, with a 408', async () => {
+    const closed = await tlsConnection((write) => {
+      write('GET /?pool=slow HTTP/1.1\r\nHost: localhost\r\n');
+      const drip = setInterval(() => write('X'), 50);
+      return () => clearInterval(drip);
+    });
+    expect(closed.afterMs).toBeGreaterThanOrEqual(390);
+    expect(closed.afterMs).toBeLessThan(2000);
+    const [head = '', body = ''] = closed.received.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    expect(JSON.parse(body)).toEqual({ error: 'request_timeout', message: 'the request was not received in time' });
+  });
+
+  it('closes a TLS connection that never sends a request, over HTTP/1.1 and HTTP/2', async () => {
+    const closed = await tlsConnection(() => () => undefined);
+    expect(closed.afterMs).toBeGreaterThanOrEqual(390);
+    expect(closed.afterMs).toBeLessThan(2000);
+    const h2AfterMs = await new Promise<number>((resolve, reject) => {
+      const started = performance.now();
+      const socket = connect({ host: '127.0.0.1', port: server.port, ca: server.cert, ALPNProtocols: ['h2'] });
+      // The server ends the session; a client must read to see it (one that never reads keeps a
+      // half-closed socket until it gives up).
+      socket.resume();
+      socket.on('close', () => resolve(performance.now() - started));
+      socket.on('error', reject);
+    });
+    expect(h2AfterMs).toBeGreaterThanOrEqual(390);
+    expect(h2AfterMs).toBeLessThan(2000);
+  });
+
+  it('closes a TCP connection that never completes its TLS handshake', async () => {
+    const afterMs = await new Promise<number>((resolve, reject) => {
+      const started = performance.now();
+      const socket = createConnection({ host: '127.0.0.1', port: server.port });
+      socket.on('close', () => resolve(performance.now() - started));
+      socket.on('error', reject);
+    });
+    expect(afterMs).toBeGreaterThanOrEqual(390);
+    expect(afterMs).toBeLessThan(2000);
+  });
+
+  it.each([
+    { protocol: 'HTTP/1.1', h2: false },
+    { protocol: 'HTTP/2', h2: true },
+  ])('never cuts a request waiting longer than the timeout ($protocol)', async ({ h2 }) => {
+    const [a, b] = [new TestClient(server.origin, server.cert, { h2 }), new TestClient(server.origin, server.cert, { h2 })];
+    try {
+      const waiting = ask(a.client, server.origin, '/?pool=patient', { headers: { accept: 'application/json' } });
+      await eventually(() => server.app.lobby.waiting === 1);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(server.app.lobby.waiting).toBe(1);
+      const second = json(await ask(b.client, server.origin, '/?pool=patient', { headers: { accept: 'application/json' } }));
+      const first = json(await waiting);
+      expect(first.peer).toBe(`127.0.0.1:${b.localPort}`);
+      expect(second.peer).toBe(`127.0.0.1:${a.localPort}`);
+      expect(first.waitedMs).toBeGreaterThanOrEqual(1500);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('logged none of it as a warning', () => {
+    expect(server.warnings()).toEqual([]);
+  });
+});
