@@ -43,10 +43,10 @@ export function h1Get(origin: URL, path: string, options: H1Options): Promise<An
   });
 }
 
-/** One GET over an HTTP/2 session, asking for JSON. */
-export function h2Get(session: ClientHttp2Session, path: string): Promise<Answer> {
+/** One GET over an HTTP/2 session, asking for JSON; `signal` resets the stream. */
+export function h2Get(session: ClientHttp2Session, path: string, signal?: AbortSignal): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path, accept: 'application/json' });
+    const stream = session.request({ ':path': path, accept: 'application/json' }, { signal });
     let status = 0;
     const chunks: Buffer[] = [];
     stream.on('response', (headers) => {

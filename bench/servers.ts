@@ -9,6 +9,9 @@ export interface RunningServer {
   readonly kind: ServerKind;
   readonly origin: string;
   readonly pid: number | undefined;
+  /** Files holding what the server wrote to standard output and standard error. */
+  readonly logFile?: string;
+  readonly errFile?: string;
   stop(): Promise<void>;
 }
 
@@ -23,6 +26,8 @@ export async function startServer(
   kind: ServerKind,
   tls: { certFile: string; keyFile: string },
   dir: string,
+  /** Extra node options, before the script. */
+  nodeArgs: readonly string[] = [],
 ): Promise<RunningServer> {
   const env = {
     PATH: process.env.PATH ?? '',
@@ -34,24 +39,29 @@ export async function startServer(
     MAX_WAITING_PER_IP: '0',
     NODE_ENV: 'production',
   };
-  const args =
-    kind === 'pairup'
+  const args = [
+    ...nodeArgs,
+    ...(kind === 'pairup'
       ? [fileURLToPath(new URL('dist/main.js', ROOT))]
-      : ['--import', TSX, fileURLToPath(new URL('bench/baseline.ts', ROOT))];
+      : ['--import', TSX, fileURLToPath(new URL('bench/baseline.ts', ROOT))]),
+  ];
   const logFile = join(dir, `${kind}.log`);
   const out = openSync(logFile, 'w');
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', out, 'inherit'] });
+  const errFile = join(dir, `${kind}.err`);
+  const err = openSync(errFile, 'w');
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', out, err] });
   closeSync(out);
+  closeSync(err);
   const deadline = Date.now() + 15_000;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
     const port = /"port":(\d+)/.exec(log)?.[1] ?? /Server listening at https:\/\/[^"]+:(\d+)"/.exec(log)?.[1];
     if (port !== undefined) {
-      return { kind, origin: `https://127.0.0.1:${port}`, pid: child.pid, stop: () => stop(child) };
+      return { kind, origin: `https://127.0.0.1:${port}`, pid: child.pid, logFile, errFile, stop: () => stop(child) };
     }
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${kind} did not start: ${log}`);
+      throw new Error(`${kind} did not start: ${log}${readFileSync(errFile, 'utf8')}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
