@@ -1,6 +1,7 @@
 import Fastify, {
   LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
 import type { Http2SecureServer } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
@@ -86,6 +87,7 @@ export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
   limitSlowClients(app.server, config.headersTimeoutMs);
+  if (config.keepaliveMs > 0) probeSilentClients(app.server, config.keepaliveMs);
   const lobby = new Lobby(new Matchmaker<Ticket>(), config);
   app.decorate('lobby', lobby);
 
@@ -145,6 +147,32 @@ function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number): 
     const spoke = (): void => clearTimeout(silent);
     session.once('stream', spoke);
     session.once('close', spoke);
+  });
+}
+
+/**
+ * Half-open connections: a client that vanished without closing (power loss, a cut link) leaves a
+ * waiter nobody will ever answer. TCP keep-alive makes the kernel probe every silent connection
+ * (after `keepaliveMs` idle, then ten probes a second apart: Node 20 sets those on each socket on
+ * Linux), and each HTTP/2 session is PINGed every `keepaliveMs`: one whose previous PING is still
+ * unanswered is destroyed. Either way the waiter's response closes and its ticket settles as gone.
+ */
+function probeSilentClients(server: Http2SecureServer, keepaliveMs: number): void {
+  server.on('connection', (socket: Socket) => socket.setKeepAlive(true, keepaliveMs));
+  server.on('session', (session) => {
+    let unanswered = false;
+    const probe = setInterval(() => {
+      if (unanswered) {
+        session.destroy();
+        return;
+      }
+      unanswered = true;
+      session.ping((error) => {
+        if (error === null) unanswered = false;
+      });
+    }, keepaliveMs);
+    probe.unref();
+    session.once('close', () => clearInterval(probe));
   });
 }
 

@@ -21,6 +21,12 @@ export interface Config {
    * (the first request of a connection included): slow and silent clients are cut off after it.
    */
   readonly headersTimeoutMs: number;
+  /**
+   * How often a silent connection is probed for a client that vanished without closing (TCP
+   * keep-alive idle time; HTTP/2 PING interval, a session whose PING goes unanswered that long is
+   * closed). 0 turns both off.
+   */
+  readonly keepaliveMs: number;
   /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly maxStreamsPerConnection: number;
   /** New requests get 503 while the event loop lags more than this; 0 turns the check off. */
@@ -45,6 +51,7 @@ export const ENV_KEYS = {
   MAX_WAITING_PER_IP: '64',
   SHUTDOWN_GRACE_MS: '10000',
   HEADERS_TIMEOUT_MS: '10000',
+  KEEPALIVE_MS: '30000',
   MAX_STREAMS_PER_CONNECTION: '100',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
   LOG_LEVEL: 'info',
@@ -92,6 +99,7 @@ export function loadConfig(env: Env): Config {
     maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
     headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', get('HEADERS_TIMEOUT_MS'), 100, 600_000),
+    keepaliveMs: integer('KEEPALIVE_MS', get('KEEPALIVE_MS'), 0, DAY_MS),
     maxStreamsPerConnection: integer('MAX_STREAMS_PER_CONNECTION', get('MAX_STREAMS_PER_CONNECTION'), 1, 10_000),
     maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', get('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000),
     logLevel: logLevel(get('LOG_LEVEL')),
