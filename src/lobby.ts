@@ -110,6 +110,11 @@ export class Lobby {
     return this.#queue.size;
   }
 
+  /** What the lobby holds, for tests and operators: every figure is bounded by MAX_WAITING. */
+  get footprint(): { waiting: number; pools: number; addresses: number } {
+    return { waiting: this.#queue.size, pools: this.#queue.poolCount, addresses: this.#waitingByIp.size };
+  }
+
   get closing(): boolean {
     return this.#closing;
   }

@@ -40,6 +40,8 @@ export interface MatchQueue<T> {
   dequeueOrEnqueue(pool: string, value: T, judge: (candidate: T) => Verdict, mayWait: boolean): Step<T>;
   remove(slot: Slot<T>): boolean;
   readonly size: number;
+  /** Pools with anyone waiting: empty pools are not kept. */
+  readonly poolCount: number;
   poolSize(pool: string): number;
   /** Every queued value, oldest first within a pool; a copy, safe to settle while iterating. */
   values(): T[];
@@ -89,6 +91,10 @@ export class Matchmaker<T> implements MatchQueue<T> {
 
   get size(): number {
     return this.#size;
+  }
+
+  get poolCount(): number {
+    return this.#pools.size;
   }
 
   poolSize(pool: string): number {

@@ -214,6 +214,7 @@ describe('Lobby.audit', () => {
     const careless = new Lobby(
       {
         size: 0,
+        poolCount: 0,
         poolSize: () => 0,
         values: () => queue.values(),
         remove: (slot) => queue.remove(slot),

@@ -1,3 +1,4 @@
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
 
@@ -79,5 +80,37 @@ describe('MAX_WAITING', () => {
     expect((await get('/?pool=b')).status).toBe(200);
     expect([(await one).status, (await two).status]).toEqual([200, 200]);
     expect(s.app.lobby.waiting).toBe(0);
+  });
+});
+
+describe('a flood at the caps', () => {
+  it('refuses everyone past MAX_WAITING, holds no more than the cap, and still serves those waiting', async () => {
+    const { s } = await setUp({ MAX_WAITING: '50' });
+    const agent = new Agent({ connect: { ca: s.cert }, connections: 100 });
+    try {
+      const statuses: (number | undefined)[] = Array<number | undefined>(1000).fill(undefined);
+      const asks = Array.from({ length: 1000 }, (_, i) =>
+        ask(agent, s.origin, `/?pool=cap-${i}`, { headers: { accept: 'application/json' } }).then((answer) => {
+          statuses[i] = answer.status;
+          return answer;
+        }),
+      );
+      await eventually(() => statuses.filter((x) => x !== undefined).length === 950, 20_000, '950 answers');
+      expect(statuses.filter((x) => x === 503)).toHaveLength(950);
+      expect(s.app.lobby.footprint).toEqual({ waiting: 50, pools: 50, addresses: 1 });
+
+      // The 50 that got in are unaffected: a partner for each pairs with it.
+      const waitingIndexes = statuses.flatMap((x, i) => (x === undefined ? [i] : []));
+      expect(waitingIndexes).toHaveLength(50);
+      const partners = await Promise.all(
+        waitingIndexes.map((i) => ask(agent, s.origin, `/?pool=cap-${i}`, { headers: { accept: 'application/json' } })),
+      );
+      expect(partners.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
+      const waiters = await Promise.all(waitingIndexes.map((i) => asks[i] ?? Promise.reject(new Error(`no request ${i}`))));
+      expect(waiters.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
+      expect(s.app.lobby.footprint).toEqual({ waiting: 0, pools: 0, addresses: 0 });
+    } finally {
+      await agent.destroy();
+    }
   });
 });
