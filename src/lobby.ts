@@ -8,6 +8,11 @@ export interface JoinRequest {
   readonly ip: string;
   /** Observed address as shown to the partner (`host:port`). */
   readonly address: string;
+  /**
+   * Where the address came from: the connection itself, or X-Forwarded-For from a trusted proxy
+   * (then the port is the proxy's connection's, not the client's).
+   */
+  readonly via: AddressSource;
   /** Identity of the client's connection: two requests on one connection are never paired. */
   readonly connection: object;
   readonly meta: Record<string, unknown> | undefined;
@@ -34,6 +39,8 @@ export type Outcome =
 
 export type Refusal = 'closing' | 'full' | 'ip_limit';
 
+export type AddressSource = 'socket' | 'x-forwarded-for';
+
 export interface Limits {
   readonly maxWaiting: number;
   /** 0: no per-IP limit. */
@@ -48,6 +55,7 @@ export class Ticket {
   readonly pool: string;
   readonly ip: string;
   readonly address: string;
+  readonly via: AddressSource;
   readonly connection: object;
   readonly meta: Record<string, unknown> | undefined;
   readonly arrivedAt = performance.now();
@@ -64,6 +72,7 @@ export class Ticket {
     this.pool = request.pool;
     this.ip = request.ip;
     this.address = request.address;
+    this.via = request.via;
     this.connection = request.connection;
     this.meta = request.meta;
     this.#isGone = request.isGone;

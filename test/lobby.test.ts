@@ -18,6 +18,7 @@ class FakeClient {
       pool: 'p',
       ip: this.ip,
       address: this.address,
+      via: 'socket',
       connection: this.connection,
       meta: undefined,
       timeoutMs: 1000,

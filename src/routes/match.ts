@@ -37,6 +37,10 @@ const Match = Type.Object({
   pool: Type.String(),
   self: Type.String(),
   peer: Type.String(),
+  /** Where `peer` came from: the partner's connection, or X-Forwarded-For from a trusted proxy. */
+  via: Type.Union([Type.Literal('socket'), Type.Literal('x-forwarded-for')]),
+  /** Whether `peer`'s port is the partner's own source port (not a proxy's). */
+  portIsSource: Type.Boolean(),
   initiator: Type.Boolean(),
   waitedMs: Type.Integer(),
 });
@@ -100,10 +104,13 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     // A client that left while its body was read is not queued: nobody could be told of the match.
     if (responseGone(res)) return reply.hijack();
     const ip = normalizeIp(request.ip);
+    // request.ip differs from the socket's address only when a trusted proxy named the client.
+    const via = ip === normalizeIp(request.socket.remoteAddress ?? '') ? 'socket' : 'x-forwarded-for';
     const joined = lobby.join({
       pool: wanted.pool,
       ip,
       address: formatAddress(ip, request.socket.remotePort ?? 0),
+      via,
       connection: connectionOf(request.raw),
       meta: wanted.meta,
       timeoutMs: wanted.timeoutMs,
@@ -149,7 +156,16 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
   }
 
   function matchBody(self: Ticket, matchId: string, peer: Ticket, initiator: boolean, waitedMs: number, wanted: Wanted) {
-    const body = { matchId, pool: self.pool, self: self.address, peer: peer.address, initiator, waitedMs: Math.round(waitedMs) };
+    const body = {
+      matchId,
+      pool: self.pool,
+      self: self.address,
+      peer: peer.address,
+      via: peer.via,
+      portIsSource: peer.via === 'socket',
+      initiator,
+      waitedMs: Math.round(waitedMs),
+    };
     // POST clients hear what the partner chose to share; null when it shared nothing.
     return wanted.answerMeta ? { ...body, peerMeta: peer.meta ?? null } : body;
   }

@@ -49,11 +49,13 @@ describe.each([
     await waitFor(1);
     const answerB = json(await get(b, '/?pool=json-pool', JSON_ACCEPT));
     const answerA = json(await first);
-    expect(Object.keys(answerA).sort()).toEqual(['initiator', 'matchId', 'peer', 'pool', 'self', 'waitedMs']);
+    expect(Object.keys(answerA).sort()).toEqual(['initiator', 'matchId', 'peer', 'pool', 'portIsSource', 'self', 'via', 'waitedMs']);
     expect(answerA).toMatchObject({
       pool: 'json-pool',
       self: `127.0.0.1:${a.localPort}`,
       peer: `127.0.0.1:${b.localPort}`,
+      via: 'socket',
+      portIsSource: true,
       initiator: true,
     });
     expect(answerB).toMatchObject({
@@ -162,7 +164,17 @@ describe.each([
     expect(answerA.peerMeta).toEqual({ udpPort: 40001 });
     expect(answerB.peerMeta).toEqual({ udpPort: 40000, key: 'k1', nested: { list: [1, 'two', null] } });
     expect(answerA.peer).toBe(`127.0.0.1:${b.localPort}`);
-    expect(Object.keys(answerA).sort()).toEqual(['initiator', 'matchId', 'peer', 'peerMeta', 'pool', 'self', 'waitedMs']);
+    expect(Object.keys(answerA).sort()).toEqual([
+      'initiator',
+      'matchId',
+      'peer',
+      'peerMeta',
+      'pool',
+      'portIsSource',
+      'self',
+      'via',
+      'waitedMs',
+    ]);
 
     // A GET partner shares nothing (null), and the GET client hears no meta at all.
     const viaPost = post(c, { pool: 'mixed', meta: { secret: 'not for text' } });

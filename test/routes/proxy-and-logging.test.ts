@@ -22,16 +22,26 @@ async function pair(s: TestServer, headers: Record<string, string>) {
 describe('TRUST_PROXY', () => {
   it('ignores X-Forwarded-For by default', async () => {
     server = await startServer();
-    const { first, second, a } = await pair(server, { 'x-forwarded-for': '203.0.113.9' });
+    const { first, second, a, b } = await pair(server, { 'x-forwarded-for': '203.0.113.9' });
     expect(first.self).toBe(`127.0.0.1:${a.localPort}`);
-    expect(second.peer).toBe(`127.0.0.1:${a.localPort}`);
+    expect(second).toMatchObject({ peer: `127.0.0.1:${a.localPort}`, via: 'socket', portIsSource: true });
+    expect(first).toMatchObject({ peer: `127.0.0.1:${b.localPort}`, via: 'socket', portIsSource: true });
   });
 
-  it('believes X-Forwarded-For from a trusted proxy address', async () => {
+  it('believes X-Forwarded-For from a trusted proxy address, and says so', async () => {
     server = await startServer({ TRUST_PROXY: '127.0.0.1' });
-    const { first, second, a } = await pair(server, { 'x-forwarded-for': '203.0.113.9' });
+    const { first, second, a, b } = await pair(server, { 'x-forwarded-for': '203.0.113.9' });
     expect(first.self).toBe(`203.0.113.9:${a.localPort}`);
-    expect(second.peer).toBe(`203.0.113.9:${a.localPort}`);
+    // The port is the proxy's connection's: the answer says it is not the client's own.
+    expect(second).toMatchObject({ peer: `203.0.113.9:${a.localPort}`, via: 'x-forwarded-for', portIsSource: false });
+    expect(first).toMatchObject({ peer: `127.0.0.1:${b.localPort}`, via: 'socket', portIsSource: true });
+  });
+
+  it('takes the right-most address that is not a trusted proxy', async () => {
+    server = await startServer({ TRUST_PROXY: '127.0.0.1,198.51.100.0/24' });
+    // The client wrote 192.0.2.66 itself; 203.0.113.9 is what the outer proxy (198.51.100.7) saw.
+    const { first } = await pair(server, { 'x-forwarded-for': '192.0.2.66, 203.0.113.9, 198.51.100.7' });
+    expect(first.self).toMatch(/^203\.0\.113\.9:\d+$/);
   });
 
   it('does not believe it from an address outside the trusted list', async () => {
