@@ -67,7 +67,7 @@ describe('connections that never speak TLS properly', () => {
   });
   afterAll(() => debugServer.close());
 
-  it('closes plain HTTP sent to the TLS port, garbage, and a truncated handshake; logs each at debug', async () => {
+  it('closes plain HTTP, garbage, a truncated handshake and TLS 1.1 on the TLS port; logs each at debug', async () => {
     const before = debugServer.logs.length;
     // The server answers each with at most a TLS alert, then closes.
     for (const bytes of ['GET / HTTP/1.1\r\nHost: localhost\r\n\r\n', Buffer.from([0, 1, 2, 3, 255, 254, 13, 10])]) {
@@ -76,9 +76,19 @@ describe('connections that never speak TLS properly', () => {
     }
     // The first bytes of a TLS ClientHello, then the client hangs up.
     await tcp(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]), true);
+    // A client that offers nothing newer than TLS 1.1.
+    await new Promise<void>((resolve) => {
+      const old = connect({ host: '127.0.0.1', port: debugServer.port, ca: debugServer.cert, ...legacy('TLSv1.1') });
+      old.on('error', () => resolve());
+    });
     await new Promise((resolve) => setTimeout(resolve, 50));
     const failures = debugServer.logs.slice(before).filter((line) => line.msg === 'TLS handshake failed');
-    expect(failures.length).toBeGreaterThanOrEqual(2);
+    expect(failures.map((line) => line.code)).toEqual([
+      'ERR_SSL_HTTP_REQUEST',
+      'ERR_SSL_WRONG_VERSION_NUMBER',
+      'ECONNRESET',
+      'ERR_SSL_UNSUPPORTED_PROTOCOL',
+    ]);
     for (const line of failures) expect(line.level).toBe(20);
     expect(debugServer.warnings()).toEqual([]);
     const health = await handshakeThenHealth();
