@@ -2,6 +2,7 @@ import Fastify, {
   LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
 import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
@@ -42,7 +43,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
       key: options.tls.key,
       cert: options.tls.cert,
       minVersion: 'TLSv1.2',
-      handshakeTimeout: config.headersTimeoutMs,
+      handshakeTimeout: config.idleTimeoutMs,
       // Each stream can be a waiter: bound what one connection can hold (Node's default is 2^32-1).
       settings: { maxConcurrentStreams: config.maxStreamsPerConnection },
     },
@@ -86,7 +87,7 @@ function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((a
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
-  limitSlowClients(app.server, config.headersTimeoutMs);
+  limitSlowClients(app.server, config.headersTimeoutMs, config.idleTimeoutMs);
   if (config.keepaliveMs > 0) probeSilentClients(app.server, config.keepaliveMs);
   const lobby = new Lobby(new Matchmaker<Ticket>(), config);
   app.decorate('lobby', lobby);
@@ -130,19 +131,29 @@ export function buildApp(config: Config, options: AppOptions): App {
 }
 
 /**
- * Slowloris: Node's HTTP/1.1 handling in an allowHTTP1 server cuts a connection whose request
- * headers (its first request's included, so also a connection that never sends one) take longer than
- * `headersTimeout`, answering 408 through the client-error handler. A request that has fully arrived
- * is never cut, however long it then waits for a partner. Connections are checked every
+ * Slowloris: Node's HTTP/1.1 handling in an allowHTTP1 server cuts a connection whose request headers
+ * take longer than `headersTimeout` (counted from the connection's start for its first request),
+ * answering 408 through the client-error handler. A request that has fully arrived is never cut,
+ * however long it then waits for a partner. Connections are checked every
  * `connectionsCheckingInterval`, read when the server starts listening: 30 s by default, too coarse.
+ *
+ * Silent connections: one that has sent nothing (HTTP/1.1) or opened no stream (HTTP/2, which has no
+ * headers timer) `idleTimeoutMs` after its TLS handshake is closed.
  */
-function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number): void {
+function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number, idleTimeoutMs: number): void {
   const http1 = server as Http2SecureServer & { headersTimeout: number; connectionsCheckingInterval: number };
   http1.headersTimeout = headersTimeoutMs;
   http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
-  // HTTP/2 has no such check: a session that opens no stream in time is closed here.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') return; // its session is timed below
+    const silent = setTimeout(() => socket.destroy(), idleTimeoutMs);
+    silent.unref();
+    const spoke = (): void => clearTimeout(silent);
+    socket.once('data', spoke);
+    socket.once('close', spoke);
+  });
   server.on('session', (session) => {
-    const silent = setTimeout(() => session.destroy(), headersTimeoutMs);
+    const silent = setTimeout(() => session.destroy(), idleTimeoutMs);
     silent.unref();
     const spoke = (): void => clearTimeout(silent);
     session.once('stream', spoke);

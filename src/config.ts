@@ -16,11 +16,13 @@ export interface Config {
   /** 0 turns the per-IP limit off. */
   readonly maxWaitingPerIp: number;
   readonly shutdownGraceMs: number;
-  /**
-   * Time a client has to complete its TLS handshake, and on HTTP/1.1 to send a request's headers
-   * (the first request of a connection included): slow and silent clients are cut off after it.
-   */
+  /** Time an HTTP/1.1 client has to send a request's headers: slowloris clients are cut off. */
   readonly headersTimeoutMs: number;
+  /**
+   * Time a new connection has to complete its TLS handshake and start its first request (HTTP/1.1:
+   * send a first byte; HTTP/2: open a stream): silent connections are closed after it.
+   */
+  readonly idleTimeoutMs: number;
   /**
    * How often a silent connection is probed for a client that vanished without closing (TCP
    * keep-alive idle time; HTTP/2 PING interval, a session whose PING goes unanswered that long is
@@ -51,6 +53,7 @@ export const ENV_KEYS = {
   MAX_WAITING_PER_IP: '64',
   SHUTDOWN_GRACE_MS: '10000',
   HEADERS_TIMEOUT_MS: '10000',
+  IDLE_TIMEOUT_MS: '10000',
   KEEPALIVE_MS: '30000',
   MAX_STREAMS_PER_CONNECTION: '100',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
@@ -99,6 +102,7 @@ export function loadConfig(env: Env): Config {
     maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
     headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', get('HEADERS_TIMEOUT_MS'), 100, 600_000),
+    idleTimeoutMs: integer('IDLE_TIMEOUT_MS', get('IDLE_TIMEOUT_MS'), 100, 600_000),
     keepaliveMs: integer('KEEPALIVE_MS', get('KEEPALIVE_MS'), 0, DAY_MS),
     maxStreamsPerConnection: integer('MAX_STREAMS_PER_CONNECTION', get('MAX_STREAMS_PER_CONNECTION'), 1, 10_000),
     maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', get('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000),

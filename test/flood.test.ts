@@ -3,6 +3,7 @@
  * connections, a third of them aborting at random moments, over HTTP/1.1 and HTTP/2 at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ticket } from '../src/lobby.js';
 import { ask, eventually, json, startServer, TestClient, type TestServer } from './helpers/server.js';
 
 const SEED = Number(process.env.FLOOD_SEED ?? 20261122);
@@ -106,6 +107,8 @@ describe('flood of aborting clients', () => {
   /** What the lobby's audit found after each join: the only event that can put two clients together. */
   const violations: string[] = [];
   let audits = 0;
+  /** Every ticket the server issued, to check its outcomes from the inside. */
+  const tickets: Ticket[] = [];
 
   beforeAll(async () => {
     server = await startServer({ MAX_WAITING_PER_IP: '0' });
@@ -113,6 +116,7 @@ describe('flood of aborting clients', () => {
     const join = lobby.join.bind(lobby);
     lobby.join = (request) => {
       const joined = join(request);
+      if (typeof joined !== 'string') tickets.push(joined);
       audits++;
       violations.push(...lobby.audit());
       return joined;
@@ -225,14 +229,23 @@ describe('flood of aborting clients', () => {
     expect(violations).toEqual([]);
   });
 
-  it('paired no client twice', () => {
-    const fresh = outcomes.filter((o) => o.kind === 'h1-fresh' && o.port !== undefined);
-    const peerCounts = new Map<string, number>();
-    for (const o of outcomes) {
-      if (o.match !== undefined) peerCounts.set(o.match.peer, (peerCounts.get(o.match.peer) ?? 0) + 1);
-    }
-    // A fresh-connection client has an address of its own: it can be somebody's partner at most once.
-    for (const o of fresh) expect(peerCounts.get(`127.0.0.1:${o.port}`) ?? 0).toBeLessThanOrEqual(1);
+  it('paired no client twice: every ticket settled once, and partners name each other', async () => {
+    // Addresses cannot tell clients apart here (ports are reused), the server's tickets can.
+    expect(tickets.length === audits).toBe(true);
+    const settled = await Promise.all(tickets.map((ticket) => ticket.outcome));
+    const partnerOf = new Map<Ticket, Ticket>();
+    const handedOut = new Map<Ticket, number>();
+    settled.forEach((outcome, i) => {
+      if (outcome.kind !== 'matched') return;
+      partnerOf.set(tickets[i] as Ticket, outcome.peer);
+      handedOut.set(outcome.peer, (handedOut.get(outcome.peer) ?? 0) + 1);
+    });
+    // Compared as counts: a failure message listing tickets would print whole sockets.
+    expect([...handedOut.values()].filter((times) => times !== 1).length).toBe(0);
+    const asymmetric = [...partnerOf].filter(([ticket, partner]) => partnerOf.get(partner) !== ticket).length;
+    const sameConnection = [...partnerOf].filter(([ticket, partner]) => partner.connection === ticket.connection).length;
+    expect({ asymmetric, sameConnection }).toEqual({ asymmetric: 0, sameConnection: 0 });
+    expect(partnerOf.size).toBeGreaterThan(1000);
   });
 
   it('left nobody queued and logged no warning', async () => {
