@@ -1,13 +1,11 @@
-import Fastify, {
-  LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
 import type { Http2SecureServer } from 'node:http2';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
+import { guardConnections } from './connection-guards.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { Lobby, type Ticket } from './lobby.js';
 import { Matchmaker } from './matchmaker.js';
@@ -87,8 +85,7 @@ function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((a
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
-  limitSlowClients(app.server, config.headersTimeoutMs, config.idleTimeoutMs);
-  if (config.keepaliveMs > 0) probeSilentClients(app.server, config.keepaliveMs);
+  guardConnections(app.server, config, app.log);
   const lobby = new Lobby(new Matchmaker<Ticket>(), config);
   app.decorate('lobby', lobby);
 
@@ -110,11 +107,6 @@ export function buildApp(config: Config, options: AppOptions): App {
     sendError(reply, new ApiError('not_found', [request.method, path.slice(0, 256)]));
   });
 
-  // Plain HTTP on the TLS port, old protocol versions, scanners: the client's problem, not ours.
-  app.server.on('tlsClientError', (error: Error & { code?: string }, socket: { remoteAddress?: string }) => {
-    app.log.debug({ code: error.code, remote: socket.remoteAddress }, 'TLS handshake failed');
-  });
-
   const matchRoutes = registerMatchRoutes(app, { lobby, ...config });
   registerHealthRoute(app, lobby);
   methodNotAllowed(app, '/', ['GET', 'POST']);
@@ -128,63 +120,6 @@ export function buildApp(config: Config, options: AppOptions): App {
     await matchRoutes.shutdownAnswers();
   });
   return app;
-}
-
-/**
- * Slowloris: Node's HTTP/1.1 handling in an allowHTTP1 server cuts a connection whose request headers
- * take longer than `headersTimeout` (counted from the connection's start for its first request),
- * answering 408 through the client-error handler. A request that has fully arrived is never cut,
- * however long it then waits for a partner. Connections are checked every
- * `connectionsCheckingInterval`, read when the server starts listening: 30 s by default, too coarse.
- *
- * Silent connections: one that has sent nothing (HTTP/1.1) or opened no stream (HTTP/2, which has no
- * headers timer) `idleTimeoutMs` after its TLS handshake is closed.
- */
-function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number, idleTimeoutMs: number): void {
-  const http1 = server as Http2SecureServer & { headersTimeout: number; connectionsCheckingInterval: number };
-  http1.headersTimeout = headersTimeoutMs;
-  http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
-  server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.alpnProtocol === 'h2') return; // its session is timed below
-    const silent = setTimeout(() => socket.destroy(), idleTimeoutMs);
-    silent.unref();
-    const spoke = (): void => clearTimeout(silent);
-    socket.once('data', spoke);
-    socket.once('close', spoke);
-  });
-  server.on('session', (session) => {
-    const silent = setTimeout(() => session.destroy(), idleTimeoutMs);
-    silent.unref();
-    const spoke = (): void => clearTimeout(silent);
-    session.once('stream', spoke);
-    session.once('close', spoke);
-  });
-}
-
-/**
- * Half-open connections: a client that vanished without closing (power loss, a cut link) leaves a
- * waiter nobody will ever answer. TCP keep-alive makes the kernel probe every silent connection
- * (after `keepaliveMs` idle, then ten probes a second apart: Node 20 sets those on each socket on
- * Linux), and each HTTP/2 session is PINGed every `keepaliveMs`: one whose previous PING is still
- * unanswered is destroyed. Either way the waiter's response closes and its ticket settles as gone.
- */
-function probeSilentClients(server: Http2SecureServer, keepaliveMs: number): void {
-  server.on('connection', (socket: Socket) => socket.setKeepAlive(true, keepaliveMs));
-  server.on('session', (session) => {
-    let unanswered = false;
-    const probe = setInterval(() => {
-      if (unanswered) {
-        session.destroy();
-        return;
-      }
-      unanswered = true;
-      session.ping((error) => {
-        if (error === null) unanswered = false;
-      });
-    }, keepaliveMs);
-    probe.unref();
-    session.once('close', () => clearInterval(probe));
-  });
 }
 
 /** 405 with an Allow header for every other method on a known path. */
