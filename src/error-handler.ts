@@ -22,8 +22,9 @@ export function createErrorHandler(context: ErrorContext) {
     // Only failures of the server itself are errors; refusals are the server doing its job.
     if (apiError.code === 'internal_error') {
       request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request failed');
+    } else {
+      request.log.debug({ code: apiError.code, message: apiError.message }, 'request rejected');
     }
-    else request.log.debug({ code: apiError.code, message: apiError.message }, 'request rejected');
     sendError(reply, apiError);
   };
 }

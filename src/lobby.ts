@@ -183,7 +183,9 @@ export class Lobby {
       if (ticket.isGone()) continue;
       const first = connectionByPool.get(ticket.pool);
       if (first === undefined) connectionByPool.set(ticket.pool, ticket.connection);
-      else if (first !== ticket.connection) violations.push(`pool ${ticket.pool}: ${ticket.address} waits beside another live client`);
+      else if (first !== ticket.connection) {
+        violations.push(`pool ${ticket.pool}: ${ticket.address} waits beside another live client`);
+      }
     }
     return violations;
   }
