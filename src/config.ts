@@ -15,6 +15,13 @@ export interface Config {
   readonly maxWaiting: number;
   /** 0 turns the per-IP limit off. */
   readonly maxWaitingPerIp: number;
+  /** How long a rendezvous code that made a match is refused to everyone. */
+  readonly codeTtlMs: number;
+  /**
+   * UDP port of the STUN responder: 'same' is the number of the port the HTTPS server listens on,
+   * 0 turns the responder off.
+   */
+  readonly stunPort: number | 'same';
   readonly shutdownGraceMs: number;
   /** Time an HTTP/1.1 client has to send a request's headers: slowloris clients are cut off. */
   readonly headersTimeoutMs: number;
@@ -51,6 +58,8 @@ export const ENV_KEYS = {
   MATCH_TIMEOUT_MS: '60000',
   MAX_WAITING: '100000',
   MAX_WAITING_PER_IP: '64',
+  CODE_TTL_MS: '600000',
+  STUN_PORT: '',
   SHUTDOWN_GRACE_MS: '10000',
   HEADERS_TIMEOUT_MS: '10000',
   IDLE_TIMEOUT_MS: '10000',
@@ -100,6 +109,8 @@ export function loadConfig(env: Env): Config {
     matchTimeoutMs: integer('MATCH_TIMEOUT_MS', get('MATCH_TIMEOUT_MS'), 1, DAY_MS),
     maxWaiting: integer('MAX_WAITING', get('MAX_WAITING'), 1, 10_000_000),
     maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
+    codeTtlMs: integer('CODE_TTL_MS', get('CODE_TTL_MS'), 1, DAY_MS),
+    stunPort: get('STUN_PORT') === '' ? 'same' : integer('STUN_PORT', get('STUN_PORT'), 0, 65_535),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
     headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', get('HEADERS_TIMEOUT_MS'), 100, 600_000),
     idleTimeoutMs: integer('IDLE_TIMEOUT_MS', get('IDLE_TIMEOUT_MS'), 100, 600_000),

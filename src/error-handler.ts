@@ -67,6 +67,8 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
   switch (field) {
     case 'pool':
       return new ApiError('invalid_pool', [], 'pool');
+    case 'code':
+      return new ApiError('invalid_code', [], 'code');
     case 'timeout':
       return new ApiError('invalid_timeout', [context.maxTimeoutS], 'timeout');
     case 'meta':

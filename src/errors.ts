@@ -18,6 +18,8 @@ function def<const C extends string>(code: C, status: number, message: string, r
 
 export const errors = Object.freeze({
   invalid_pool: def('invalid_pool', 400, 'pool must match ^[A-Za-z0-9._~-]{1,64}$'),
+  invalid_code: def('invalid_code', 400, 'code must match ^[A-Za-z0-9._~-]{1,64}$'),
+  pool_and_code: def('pool_and_code', 400, 'give either pool or code, not both'),
   invalid_timeout: def(
     'invalid_timeout',
     400,
@@ -25,8 +27,8 @@ export const errors = Object.freeze({
   ),
   invalid_meta: def('invalid_meta', 400, 'meta must be a JSON object'),
   meta_too_large: def('meta_too_large', 400, 'meta must be at most %s bytes serialised as JSON, got %s'),
-  invalid_body: def('invalid_body', 400, 'body must be a JSON object with optional pool, timeout and meta'),
-  unknown_field: def('unknown_field', 400, 'body has unknown field %s; allowed: pool, timeout, meta'),
+  invalid_body: def('invalid_body', 400, 'body must be a JSON object with optional pool or code, timeout and meta'),
+  unknown_field: def('unknown_field', 400, 'body has unknown field %s; allowed: pool, code, timeout, meta'),
   invalid_json: def('invalid_json', 400, 'body is not valid JSON: %s'),
   body_too_large: def('body_too_large', 400, 'body must be at most %s bytes'),
   invalid_request: def('invalid_request', 400, '%s'),
@@ -37,6 +39,8 @@ export const errors = Object.freeze({
   not_acceptable: def('not_acceptable', 406, 'cannot answer in any type the Accept header allows; offered: %s'),
   timeout: def('timeout', 408, 'timeout waiting for peer', 0),
   request_timeout: def('request_timeout', 408, 'the request was not received in time'),
+  code_used: def('code_used', 409, 'this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)'),
+  code_taken: def('code_taken', 409, 'this connection is already waiting with this code; the partner must come from another connection'),
   unsupported_media_type: def('unsupported_media_type', 415, 'Content-Type must be application/json, got %s'),
   too_many_waiting_from_ip: def(
     'too_many_waiting_from_ip',

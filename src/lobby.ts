@@ -1,9 +1,21 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { MatchQueue, Slot, Verdict } from './matchmaker.js';
+
+/**
+ * Where a client waits: a pool (anyone in it may be its partner) or a rendezvous code (only the one
+ * other client presenting the same code may be). Pools and codes are separate namespaces.
+ */
+export interface Room {
+  readonly kind: 'pool' | 'code';
+  readonly name: string;
+}
+
+/** Most used codes remembered at once; past it the oldest are forgotten before their time. */
+export const MAX_REMEMBERED_CODES = 1_000_000;
 
 /** What a client is asking for, as the route has validated it. */
 export interface JoinRequest {
-  readonly pool: string;
+  readonly room: Room;
   /** Normalised client IP, what MAX_WAITING_PER_IP counts. */
   readonly ip: string;
   /** Observed address as shown to the partner (`host:port`). */
@@ -28,6 +40,8 @@ export type Outcome =
   | {
       readonly kind: 'matched';
       readonly matchId: string;
+      /** 32 random bytes, base64url, the same for both partners: for them alone, never logged. */
+      readonly secret: string;
       readonly peer: Ticket;
       /** True for the partner that was waiting, false for the one whose arrival made the match. */
       readonly initiator: boolean;
@@ -37,7 +51,7 @@ export type Outcome =
   | { readonly kind: 'gone' }
   | { readonly kind: 'shutdown' };
 
-export type Refusal = 'closing' | 'full' | 'ip_limit';
+export type Refusal = 'closing' | 'full' | 'ip_limit' | 'code_used' | 'code_taken';
 
 export type AddressSource = 'socket' | 'x-forwarded-for';
 
@@ -45,6 +59,10 @@ export interface Limits {
   readonly maxWaiting: number;
   /** 0: no per-IP limit. */
   readonly maxWaitingPerIp: number;
+  /** How long a code that made a match stays used (refused to everyone). */
+  readonly codeTtlMs: number;
+  /** Most used codes remembered; default {@link MAX_REMEMBERED_CODES}. */
+  readonly maxRememberedCodes?: number;
 }
 
 /**
@@ -52,7 +70,9 @@ export interface Limits {
  * route that created it is the only code that writes its reply.
  */
 export class Ticket {
-  readonly pool: string;
+  readonly room: Room;
+  /** The room's queue: pools and codes never share one. */
+  readonly key: string;
   readonly ip: string;
   readonly address: string;
   readonly via: AddressSource;
@@ -69,7 +89,8 @@ export class Ticket {
   unwatch: (() => void) | undefined = undefined;
 
   constructor(request: JoinRequest) {
-    this.pool = request.pool;
+    this.room = request.room;
+    this.key = `${request.room.kind}:${request.room.name}`;
     this.ip = request.ip;
     this.address = request.address;
     this.via = request.via;
@@ -107,6 +128,8 @@ export class Lobby {
   readonly #queue: MatchQueue<Ticket>;
   readonly #limits: Limits;
   readonly #waitingByIp = new Map<string, number>();
+  /** Codes that made a match, with when they may be used again; oldest first (one TTL for all). */
+  readonly #usedCodes = new Map<string, number>();
   #closing = false;
 
   constructor(queue: MatchQueue<Ticket>, limits: Limits) {
@@ -120,8 +143,13 @@ export class Lobby {
   }
 
   /** What the lobby holds, for tests and operators: every figure is bounded by MAX_WAITING. */
-  get footprint(): { waiting: number; pools: number; addresses: number } {
-    return { waiting: this.#queue.size, pools: this.#queue.poolCount, addresses: this.#waitingByIp.size };
+  get footprint(): { waiting: number; pools: number; addresses: number; usedCodes: number } {
+    return {
+      waiting: this.#queue.size,
+      pools: this.#queue.poolCount,
+      addresses: this.#waitingByIp.size,
+      usedCodes: this.#usedCodes.size,
+    };
   }
 
   get closing(): boolean {
@@ -133,12 +161,18 @@ export class Lobby {
   }
 
   /**
-   * Pairs the request with the oldest live waiter of its pool from another connection, or queues it
+   * Pairs the request with the oldest live waiter of its room from another connection, or queues it
    * until a partner comes, its timeout passes, its client goes or the server closes. Synchronous:
-   * nothing can happen to the pool between looking and acting.
+   * nothing can happen to the room between looking and acting.
+   *
+   * A code pairs exactly two clients: once it has made a match it is refused (`code_used`) for
+   * CODE_TTL_MS from that match, and refusals do not extend that. A code its own connection is
+   * already waiting on is refused too (`code_taken`): it cannot be its own partner.
    */
   join(request: JoinRequest): Ticket | Refusal {
     if (this.#closing) return 'closing';
+    const byCode = request.room.kind === 'code';
+    if (byCode && this.#codeUsed(request.room.name)) return 'code_used';
     const ticket = new Ticket(request);
     const { maxWaiting, maxWaitingPerIp } = this.#limits;
     // Limits bound who may wait; a request that finds a partner at once never waits.
@@ -148,17 +182,21 @@ export class Lobby {
         : maxWaitingPerIp > 0 && this.waitingFrom(ticket.ip) >= maxWaitingPerIp
           ? 'ip_limit'
           : undefined;
+    const ownConnection: Verdict = byCode ? 'refuse' : 'skip';
     const judge = (candidate: Ticket): Verdict =>
-      candidate.isGone() ? 'gone' : candidate.connection === ticket.connection ? 'skip' : 'pair';
-    const step = this.#queue.dequeueOrEnqueue(ticket.pool, ticket, judge, refusal === undefined);
+      candidate.isGone() ? 'gone' : candidate.connection === ticket.connection ? ownConnection : 'pair';
+    const step = this.#queue.dequeueOrEnqueue(ticket.key, ticket, judge, refusal === undefined);
     for (const dead of step.gone) this.#settle(dead, { kind: 'gone' });
+    if (step.refused) return 'code_taken';
 
     const peer = step.peer;
     if (peer !== undefined) {
       const matchId = randomUUID();
+      const secret = randomBytes(32).toString('base64url');
       const now = performance.now();
-      this.#settle(peer, { kind: 'matched', matchId, peer: ticket, initiator: true, waitedMs: now - peer.arrivedAt });
-      this.#settle(ticket, { kind: 'matched', matchId, peer, initiator: false, waitedMs: now - ticket.arrivedAt });
+      if (byCode) this.#useCode(request.room.name, now);
+      this.#settle(peer, { kind: 'matched', matchId, secret, peer: ticket, initiator: true, waitedMs: now - peer.arrivedAt });
+      this.#settle(ticket, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - ticket.arrivedAt });
       return ticket;
     }
     if (step.slot === undefined) return refusal ?? 'full';
@@ -177,14 +215,14 @@ export class Lobby {
    * the violations found, for stress tests to call after every event.
    */
   audit(): string[] {
-    const connectionByPool = new Map<string, object>();
+    const connectionByRoom = new Map<string, object>();
     const violations: string[] = [];
     for (const ticket of this.#queue.values()) {
       if (ticket.isGone()) continue;
-      const first = connectionByPool.get(ticket.pool);
-      if (first === undefined) connectionByPool.set(ticket.pool, ticket.connection);
-      else if (first !== ticket.connection) {
-        violations.push(`pool ${ticket.pool}: ${ticket.address} waits beside another live client`);
+      const first = connectionByRoom.get(ticket.key);
+      if (first === undefined) connectionByRoom.set(ticket.key, ticket.connection);
+      else if (first !== ticket.connection || ticket.room.kind === 'code') {
+        violations.push(`${ticket.room.kind} ${ticket.room.name}: ${ticket.address} waits beside another live client`);
       }
     }
     return violations;
@@ -196,6 +234,24 @@ export class Lobby {
     const waiters = this.#queue.values();
     for (const ticket of waiters) this.#settle(ticket, { kind: 'shutdown' });
     return waiters.length;
+  }
+
+  #codeUsed(code: string): boolean {
+    const now = performance.now();
+    // Expiry order is insertion order: drop the expired from the front.
+    for (const [used, until] of this.#usedCodes) {
+      if (until > now) break;
+      this.#usedCodes.delete(used);
+    }
+    return this.#usedCodes.has(code);
+  }
+
+  #useCode(code: string, now: number): void {
+    this.#usedCodes.set(code, now + this.#limits.codeTtlMs);
+    if (this.#usedCodes.size > (this.#limits.maxRememberedCodes ?? MAX_REMEMBERED_CODES)) {
+      const oldest = this.#usedCodes.keys().next();
+      if (oldest.done !== true) this.#usedCodes.delete(oldest.value);
+    }
   }
 
   readonly #onTimeout = (ticket: Ticket): void => {

@@ -13,7 +13,9 @@ export type Verdict =
   /** Not for this caller (same connection), but leave it queued for others. */
   | 'skip'
   /** Its client is known to be gone: report it so its owner settles it; it cannot be paired. */
-  | 'gone';
+  | 'gone'
+  /** The caller may neither pair nor wait here (a rendezvous code its own connection already holds). */
+  | 'refuse';
 
 /** A queued value's place in its pool: the handle that removes it in O(1). */
 export interface Slot<T> {
@@ -30,6 +32,8 @@ export interface Step<T> {
   readonly slot: Slot<T> | undefined;
   /** Candidates judged 'gone' on the way; still queued, for their owners to settle. */
   readonly gone: readonly T[];
+  /** A candidate judged 'refuse': the caller was neither paired nor queued. */
+  readonly refused: boolean;
 }
 
 /**
@@ -103,7 +107,8 @@ export class Matchmaker<T> implements MatchQueue<T> {
 
   /**
    * Pairs `value` with the oldest candidate of `pool` that `judge` accepts, or queues it when
-   * `mayWait` (otherwise returns neither peer nor slot). Candidates judged 'skip' or 'gone' stay
+   * `mayWait` (otherwise returns neither peer nor slot). A candidate judged 'refuse' ends the walk
+   * with neither. Candidates judged 'skip' or 'gone' stay
    * where they are; the walk past them is bounded by how many requests one connection, or one
    * batch of dead clients, can have queued.
    */
@@ -114,11 +119,12 @@ export class Matchmaker<T> implements MatchQueue<T> {
       const verdict = judge(node.value);
       if (verdict === 'pair') {
         this.#unlink(node);
-        return { peer: node.value, slot: undefined, gone: gone ?? NONE };
+        return { peer: node.value, slot: undefined, gone: gone ?? NONE, refused: false };
       }
       if (verdict === 'gone') (gone ??= []).push(node.value);
+      else if (verdict === 'refuse') return { peer: undefined, slot: undefined, gone: gone ?? NONE, refused: true };
     }
-    if (!mayWait) return { peer: undefined, slot: undefined, gone: gone ?? NONE };
+    if (!mayWait) return { peer: undefined, slot: undefined, gone: gone ?? NONE, refused: false };
     if (queue === undefined) {
       queue = new Queue<T>();
       this.#pools.set(pool, queue);
@@ -126,7 +132,7 @@ export class Matchmaker<T> implements MatchQueue<T> {
     const node = new Node(value, pool, queue);
     queue.push(node);
     this.#size++;
-    return { peer: undefined, slot: node, gone: gone ?? NONE };
+    return { peer: undefined, slot: node, gone: gone ?? NONE, refused: false };
   }
 
   /** Takes a queued value out of its pool; false (and nothing done) if it was no longer queued. */

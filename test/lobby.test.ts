@@ -13,9 +13,10 @@ class FakeClient {
     readonly connection: object = {},
   ) {}
 
-  request(overrides: Partial<JoinRequest> = {}): JoinRequest {
+  /** A request to wait in `pool` (default `p`), or with `code` when given. */
+  request({ pool = 'p', code, ...overrides }: Partial<JoinRequest> & { pool?: string; code?: string } = {}): JoinRequest {
     return {
-      pool: 'p',
+      room: code === undefined ? { kind: 'pool', name: pool } : { kind: 'code', name: code },
       ip: this.ip,
       address: this.address,
       via: 'socket',
@@ -55,7 +56,7 @@ async function settledNow(ticket: Ticket): Promise<Outcome | 'pending'> {
 let lobby: Lobby;
 beforeEach(() => {
   vi.useFakeTimers();
-  lobby = new Lobby(new Matchmaker<Ticket>(), { maxWaiting: 100, maxWaitingPerIp: 10 });
+  lobby = new Lobby(new Matchmaker<Ticket>(), { maxWaiting: 100, maxWaitingPerIp: 10, codeTtlMs: 60_000 });
 });
 afterEach(() => {
   expect(vi.getTimerCount()).toBe(0);
@@ -189,7 +190,7 @@ describe('Lobby', () => {
   });
 
   it('refuses to queue past the limits but still pairs', async () => {
-    const small = new Lobby(new Matchmaker<Ticket>(), { maxWaiting: 2, maxWaitingPerIp: 1 });
+    const small = new Lobby(new Matchmaker<Ticket>(), { maxWaiting: 2, maxWaitingPerIp: 1, codeTtlMs: 60_000 });
     const a = new FakeClient('192.0.2.1:1000');
     ticketOf(small.join(a.request({ pool: 'x' })));
     expect(small.join(new FakeClient('192.0.2.1:1001').request({ pool: 'y' }))).toBe('ip_limit');
@@ -203,10 +204,111 @@ describe('Lobby', () => {
   });
 });
 
+describe('Lobby: rendezvous codes and secrets', () => {
+  const SECRET = /^[A-Za-z0-9_-]{43}$/;
+
+  async function matched(ticket: Ticket) {
+    const outcome = await ticket.outcome;
+    if (outcome.kind !== 'matched') throw new Error(`not matched: ${outcome.kind}`);
+    return outcome;
+  }
+
+  it('pairs the two holders of a code, both with one 32-byte secret, and refuses the code afterwards', async () => {
+    const first = ticketOf(lobby.join(new FakeClient('192.0.2.1:1000').request({ code: 'blue-fox' })));
+    const second = ticketOf(lobby.join(new FakeClient('192.0.2.2:2000', '192.0.2.2').request({ code: 'blue-fox' })));
+    const [a, b] = [await matched(first), await matched(second)];
+    expect(a.peer).toBe(second);
+    expect(a.secret).toMatch(SECRET);
+    expect(Buffer.from(a.secret, 'base64url')).toHaveLength(32);
+    expect(b.secret).toBe(a.secret);
+    expect(b.matchId).toBe(a.matchId);
+    expect(lobby.join(new FakeClient('192.0.2.3:3000', '192.0.2.3').request({ code: 'blue-fox' }))).toBe('code_used');
+    expect(lobby.waiting).toBe(0);
+    expect(lobby.footprint.usedCodes).toBe(1);
+  });
+
+  it('keeps a used code refused for its whole TTL, however often it is tried, and frees it after', async () => {
+    ticketOf(lobby.join(new FakeClient('192.0.2.1:1000').request({ code: 'c1' })));
+    ticketOf(lobby.join(new FakeClient('192.0.2.2:2000', '192.0.2.2').request({ code: 'c1' })));
+    const third = new FakeClient('192.0.2.3:3000', '192.0.2.3');
+    for (let t = 0; t < 59_999; t += 10_000) {
+      await vi.advanceTimersByTimeAsync(Math.min(10_000, 59_999 - t));
+      expect(lobby.join(third.request({ code: 'c1' }))).toBe('code_used');
+    }
+    await vi.advanceTimersByTimeAsync(1);
+    const again = ticketOf(lobby.join(third.request({ code: 'c1' })));
+    expect(await settledNow(again)).toBe('pending');
+    expect(lobby.footprint.usedCodes).toBe(0);
+    lobby.close();
+  });
+
+  it('leaves a code free when its waiter timed out or left, so it can be tried again', async () => {
+    const a = new FakeClient('192.0.2.1:1000');
+    const timedOut = ticketOf(lobby.join(a.request({ code: 'c2', timeoutMs: 100 })));
+    await vi.advanceTimersByTimeAsync(100);
+    expect((await timedOut.outcome).kind).toBe('timeout');
+    const left = ticketOf(lobby.join(a.request({ code: 'c2' })));
+    a.leave();
+    expect((await left.outcome).kind).toBe('gone');
+    const retry = ticketOf(lobby.join(new FakeClient('192.0.2.1:1001').request({ code: 'c2' })));
+    const partner = ticketOf(lobby.join(new FakeClient('192.0.2.2:2000', '192.0.2.2').request({ code: 'c2' })));
+    expect((await matched(retry)).peer).toBe(partner);
+  });
+
+  it('refuses a code its own connection already waits with, and keeps that waiter', async () => {
+    const a = new FakeClient('192.0.2.1:1000');
+    const waiting = ticketOf(lobby.join(a.request({ code: 'c3' })));
+    expect(lobby.join(a.request({ code: 'c3' }))).toBe('code_taken');
+    expect(lobby.waiting).toBe(1);
+    const partner = ticketOf(lobby.join(new FakeClient('192.0.2.2:2000', '192.0.2.2').request({ code: 'c3' })));
+    expect((await matched(waiting)).peer).toBe(partner);
+  });
+
+  it('never pairs a code with a pool of the same name, nor two different codes', async () => {
+    const byCode = ticketOf(lobby.join(new FakeClient('192.0.2.1:1000').request({ code: 'same' })));
+    const byPool = ticketOf(lobby.join(new FakeClient('192.0.2.2:2000', '192.0.2.2').request({ pool: 'same' })));
+    const other = ticketOf(lobby.join(new FakeClient('192.0.2.3:3000', '192.0.2.3').request({ code: 'other' })));
+    for (const t of [byCode, byPool, other]) expect(await settledNow(t)).toBe('pending');
+    expect(lobby.footprint).toEqual({ waiting: 3, pools: 3, addresses: 3, usedCodes: 0 });
+    lobby.close();
+  });
+
+  it('gives every match its own secret, pools included', async () => {
+    const secrets = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      ticketOf(lobby.join(new FakeClient(`192.0.2.1:${1000 + i}`).request()));
+      const arrival = ticketOf(lobby.join(new FakeClient(`192.0.2.2:${1000 + i}`, '192.0.2.2').request()));
+      const { secret } = await matched(arrival);
+      expect(secret).toMatch(SECRET);
+      secrets.add(secret);
+    }
+    expect(secrets.size).toBe(20);
+  });
+
+  it('forgets the oldest used codes past its bound, and only those', async () => {
+    const bounded = new Lobby(new Matchmaker<Ticket>(), {
+      maxWaiting: 10,
+      maxWaitingPerIp: 0,
+      codeTtlMs: 60_000,
+      maxRememberedCodes: 2,
+    });
+    for (const code of ['k1', 'k2', 'k3']) {
+      ticketOf(bounded.join(new FakeClient('192.0.2.1:1').request({ code })));
+      await matched(ticketOf(bounded.join(new FakeClient('192.0.2.2:2', '192.0.2.2').request({ code }))));
+    }
+    expect(bounded.footprint.usedCodes).toBe(2);
+    const stranger = new FakeClient('192.0.2.3:3', '192.0.2.3');
+    expect(bounded.join(stranger.request({ code: 'k2' }))).toBe('code_used');
+    expect(bounded.join(stranger.request({ code: 'k3' }))).toBe('code_used');
+    expect(typeof bounded.join(stranger.request({ code: 'k1' }))).toBe('object');
+    bounded.close();
+  });
+});
+
 describe('Lobby.audit', () => {
   it('finds two live clients of different connections waiting in one pool', () => {
     const queue = new Matchmaker<Ticket>();
-    const audited = new Lobby(queue, { maxWaiting: 10, maxWaitingPerIp: 0 });
+    const audited = new Lobby(queue, { maxWaiting: 10, maxWaitingPerIp: 0, codeTtlMs: 60_000 });
     const a = new FakeClient('192.0.2.1:1');
     const b = new FakeClient('192.0.2.2:2');
     ticketOf(audited.join(a.request()));
@@ -221,7 +323,7 @@ describe('Lobby.audit', () => {
         remove: (slot) => queue.remove(slot),
         dequeueOrEnqueue: (pool, value, _judge, mayWait) => queue.dequeueOrEnqueue(pool, value, () => 'skip', mayWait),
       },
-      { maxWaiting: 10, maxWaitingPerIp: 0 },
+      { maxWaiting: 10, maxWaitingPerIp: 0, codeTtlMs: 60_000 },
     );
     ticketOf(careless.join(b.request()));
     expect(audited.audit()).toEqual(['pool p: 192.0.2.2:2 waits beside another live client']);

@@ -8,10 +8,11 @@ interface Entry {
   gone: boolean;
 }
 
+/** Pools skip the caller's own connection; codes (`strict`) refuse the caller instead. */
 const judgeFor =
-  (caller: Entry) =>
+  (caller: Entry, strict = false) =>
   (candidate: Entry): Verdict =>
-    candidate.gone ? 'gone' : candidate.conn === caller.conn ? 'skip' : 'pair';
+    candidate.gone ? 'gone' : candidate.conn === caller.conn ? (strict ? 'refuse' : 'skip') : 'pair';
 
 describe('Matchmaker', () => {
   it('queues the first caller and pairs the second with it', () => {
@@ -70,8 +71,21 @@ describe('Matchmaker', () => {
     const mm = new Matchmaker<Entry>();
     const a = { id: 1, conn: 1, gone: false };
     const step = mm.dequeueOrEnqueue('p', a, judgeFor(a), false);
-    expect(step).toEqual({ peer: undefined, slot: undefined, gone: [] });
+    expect(step).toEqual({ peer: undefined, slot: undefined, gone: [], refused: false });
     expect(mm.size).toBe(0);
+  });
+
+  it('neither pairs nor queues a caller a candidate refuses, and reports the gone ones before it', () => {
+    const mm = new Matchmaker<Entry>();
+    const dead = { id: 1, conn: 1, gone: false };
+    const own = { id: 2, conn: 7, gone: false };
+    const later = { id: 3, conn: 3, gone: false };
+    for (const e of [dead, own, later]) mm.dequeueOrEnqueue('c', e, () => 'skip', true);
+    dead.gone = true;
+    const caller = { id: 4, conn: 7, gone: false };
+    const step = mm.dequeueOrEnqueue('c', caller, judgeFor(caller, true), true);
+    expect(step).toEqual({ peer: undefined, slot: undefined, gone: [dead], refused: true });
+    expect(mm.values().map((e) => e.id)).toEqual([1, 2, 3]);
   });
 
   it('removes a waiter once; removing again or after pairing is a no-op', () => {
@@ -125,6 +139,7 @@ class JoinCommand implements fc.Command<Model, Real> {
     readonly pool: string,
     readonly conn: number,
     readonly mayWait: boolean,
+    readonly strict: boolean,
   ) {}
   check(): boolean {
     return true;
@@ -132,21 +147,28 @@ class JoinCommand implements fc.Command<Model, Real> {
   run(m: Model, r: Real): void {
     const caller: Entry = { id: m.nextId++, conn: this.conn, gone: false };
     m.entries.set(caller.id, caller);
-    const step = r.mm.dequeueOrEnqueue(this.pool, caller, judgeFor(caller), this.mayWait);
+    const step = r.mm.dequeueOrEnqueue(this.pool, caller, judgeFor(caller, this.strict), this.mayWait);
 
     const list = m.pools.get(this.pool) ?? [];
     const gone: number[] = [];
     let peer: Entry | undefined;
+    let refused = false;
     for (const candidate of list) {
       if (candidate.gone) gone.push(candidate.id);
       else if (candidate.conn !== caller.conn) {
         peer = candidate;
         break;
+      } else if (this.strict) {
+        refused = true;
+        break;
       }
     }
     expect(step.peer?.id).toBe(peer?.id);
     expect(step.gone.map((e) => e.id)).toEqual(gone);
-    if (peer !== undefined) {
+    expect(step.refused).toBe(refused);
+    if (refused) {
+      expect(step.slot).toBeUndefined();
+    } else if (peer !== undefined) {
       list.splice(list.indexOf(peer), 1);
       m.slots.delete(peer.id);
       expect(step.slot).toBeUndefined();
@@ -162,7 +184,7 @@ class JoinCommand implements fc.Command<Model, Real> {
     check(m, r);
   }
   toString(): string {
-    return `join(${this.pool}, conn ${this.conn}, ${this.mayWait ? 'may wait' : 'no wait'})`;
+    return `join(${this.pool}, conn ${this.conn}, ${this.mayWait ? 'may wait' : 'no wait'}${this.strict ? ', strict' : ''})`;
   }
 }
 
@@ -214,8 +236,8 @@ class GoneCommand implements fc.Command<Model, Real> {
 describe('Matchmaker against a reference model', () => {
   it('agrees on every step of random join/remove/gone sequences', () => {
     const commands = [
-      fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer({ min: 0, max: 4 }), fc.boolean()).map(
-        ([pool, conn, mayWait]) => new JoinCommand(pool, conn, mayWait),
+      fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.boolean()).map(
+        ([pool, conn, mayWait, strict]) => new JoinCommand(pool, conn, mayWait, strict),
       ),
       fc.nat().map((pick) => new RemoveCommand(pick)),
       fc.nat().map((pick) => new GoneCommand(pick)),

@@ -4,11 +4,13 @@ import { formatAddress, normalizeIp } from '../address.js';
 import { connectionOf, responseGone, watchResponse, type RawResponse } from '../connection.js';
 import { ApiError, errors, type ErrorCode } from '../errors.js';
 import { sendError } from '../error-handler.js';
-import type { Lobby, Refusal, Ticket } from '../lobby.js';
+import type { Lobby, Outcome, Refusal, Room, Ticket } from '../lobby.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
 
 export const DEFAULT_POOL = 'default';
 export const POOL_PATTERN = '^[A-Za-z0-9._~-]{1,64}$';
+/** Rendezvous codes: the same characters as pools, in a namespace of their own. */
+export const CODE_PATTERN = POOL_PATTERN;
 /** Decimal seconds, as people type them: `30`, `2.5`. */
 const TIMEOUT_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,9})?$';
 export const META_MAX_BYTES = 2048;
@@ -16,16 +18,19 @@ export const META_MAX_BYTES = 2048;
 export const BODY_LIMIT_BYTES = 8192;
 
 const Pool = Type.String({ pattern: POOL_PATTERN });
+const Code = Type.String({ pattern: CODE_PATTERN });
 const Meta = Type.Record(Type.String(), Type.Unknown());
 
 const Query = Type.Object({
   pool: Type.Optional(Pool),
+  code: Type.Optional(Code),
   timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
 });
 
 const Body = Type.Object(
   {
     pool: Type.Optional(Pool),
+    code: Type.Optional(Code),
     timeout: Type.Optional(Type.Number()),
     meta: Type.Optional(Meta),
   },
@@ -34,7 +39,11 @@ const Body = Type.Object(
 
 const Match = Type.Object({
   matchId: Type.String(),
-  pool: Type.String(),
+  /** Exactly one of pool and code: where the two met. */
+  pool: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String()),
+  /** 32 random bytes, base64url, the same for both partners, sent to nobody else. */
+  secret: Type.String(),
   self: Type.String(),
   peer: Type.String(),
   /** Where `peer` came from: the partner's connection, or X-Forwarded-For from a trusted proxy. */
@@ -51,7 +60,7 @@ const MatchWithMeta = Type.Object({
 });
 
 interface Wanted {
-  readonly pool: string;
+  readonly room: Room;
   readonly timeoutMs: number;
   readonly meta: Record<string, unknown> | undefined;
   /** POST answers carry the partner's meta; GET answers do not. */
@@ -62,6 +71,8 @@ const REFUSALS: Readonly<Record<Refusal, ErrorCode>> = {
   closing: 'shutting_down',
   full: 'server_full',
   ip_limit: 'too_many_waiting_from_ip',
+  code_used: 'code_used',
+  code_taken: 'code_taken',
 };
 
 export interface MatchRouteOptions {
@@ -91,7 +102,13 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
   function refusalError(refusal: Refusal): ApiError {
     const code = REFUSALS[refusal];
     const args = refusal === 'full' ? [options.maxWaiting] : refusal === 'ip_limit' ? [options.maxWaitingPerIp] : [];
-    return new ApiError(code, args);
+    return new ApiError(code, args, refusal === 'code_used' || refusal === 'code_taken' ? 'code' : undefined);
+  }
+
+  function roomOf(pool: string | undefined, code: string | undefined): Room {
+    if (code === undefined) return { kind: 'pool', name: pool ?? DEFAULT_POOL };
+    if (pool !== undefined) throw new ApiError('pool_and_code', [], 'code');
+    return { kind: 'code', name: code };
   }
 
   /**
@@ -107,7 +124,7 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     // request.ip differs from the socket's address only when a trusted proxy named the client.
     const via = ip === normalizeIp(request.socket.remoteAddress ?? '') ? 'socket' : 'x-forwarded-for';
     const joined = lobby.join({
-      pool: wanted.pool,
+      room: wanted.room,
       ip,
       address: formatAddress(ip, request.socket.remotePort ?? 0),
       via,
@@ -123,13 +140,15 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
       case 'matched': {
         const { peer } = outcome;
         if (!outcome.initiator) {
+          // A code is the partners' shared secret: the line says a code was used, never which.
+          const where = wanted.room.kind === 'pool' ? { pool: wanted.room.name } : { room: 'code' };
           request.log.info(
-            { pool: wanted.pool, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address },
+            { ...where, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address },
             'paired',
           );
         }
         if (format === 'text') return reply.type('text/plain; charset=utf-8').send(peer.address);
-        return reply.send(matchBody(joined, outcome.matchId, peer, outcome.initiator, outcome.waitedMs, wanted));
+        return reply.send(matchBody(joined, outcome, wanted));
       }
       case 'timeout': {
         const entry = errors.timeout;
@@ -155,16 +174,18 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     }
   }
 
-  function matchBody(self: Ticket, matchId: string, peer: Ticket, initiator: boolean, waitedMs: number, wanted: Wanted) {
+  function matchBody(self: Ticket, outcome: Extract<Outcome, { kind: 'matched' }>, wanted: Wanted) {
+    const { peer } = outcome;
     const body = {
-      matchId,
-      pool: self.pool,
+      matchId: outcome.matchId,
+      [self.room.kind]: self.room.name,
+      secret: outcome.secret,
       self: self.address,
       peer: peer.address,
       via: peer.via,
       portIsSource: peer.via === 'socket',
-      initiator,
-      waitedMs: Math.round(waitedMs),
+      initiator: outcome.initiator,
+      waitedMs: Math.round(outcome.waitedMs),
     };
     // POST clients hear what the partner chose to share; null when it shared nothing.
     return wanted.answerMeta ? { ...body, peerMeta: peer.meta ?? null } : body;
@@ -178,9 +199,9 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     handler: (request, reply) => {
       const format = answerFormat(request.headers.accept);
       if (format === undefined) throw new ApiError('not_acceptable', [OFFERED_TYPES]);
-      const { pool = DEFAULT_POOL, timeout } = request.query;
+      const { pool, code, timeout } = request.query;
       const seconds = timeout === undefined ? undefined : Number(timeout);
-      const wanted = { pool, timeoutMs: timeoutMs(seconds), meta: undefined, answerMeta: false };
+      const wanted = { room: roomOf(pool, code), timeoutMs: timeoutMs(seconds), meta: undefined, answerMeta: false };
       return findPeer(request, reply, wanted, format);
     },
   });
@@ -197,12 +218,13 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     },
     schema: { body: Body, response: { 200: MatchWithMeta } },
     handler: (request, reply) => {
-      const { pool = DEFAULT_POOL, timeout, meta } = request.body;
+      const { pool, code, timeout, meta } = request.body;
+      const room = roomOf(pool, code);
       if (meta !== undefined) {
         const bytes = Buffer.byteLength(JSON.stringify(meta));
         if (bytes > META_MAX_BYTES) throw new ApiError('meta_too_large', [META_MAX_BYTES, bytes], 'meta');
       }
-      return findPeer(request, reply, { pool, timeoutMs: timeoutMs(timeout), meta, answerMeta: true }, 'json');
+      return findPeer(request, reply, { room, timeoutMs: timeoutMs(timeout), meta, answerMeta: true }, 'json');
     },
   });
 

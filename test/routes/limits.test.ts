@@ -97,7 +97,7 @@ describe('a flood at the caps', () => {
       );
       await eventually(() => statuses.filter((x) => x !== undefined).length === 950, 20_000, '950 answers');
       expect(statuses.filter((x) => x === 503)).toHaveLength(950);
-      expect(s.app.lobby.footprint).toEqual({ waiting: 50, pools: 50, addresses: 1 });
+      expect(s.app.lobby.footprint).toEqual({ waiting: 50, pools: 50, addresses: 1, usedCodes: 0 });
 
       // The 50 that got in are unaffected: a partner for each pairs with it.
       const waitingIndexes = statuses.flatMap((x, i) => (x === undefined ? [i] : []));
@@ -108,7 +108,7 @@ describe('a flood at the caps', () => {
       expect(partners.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
       const waiters = await Promise.all(waitingIndexes.map((i) => asks[i] ?? Promise.reject(new Error(`no request ${i}`))));
       expect(waiters.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
-      expect(s.app.lobby.footprint).toEqual({ waiting: 0, pools: 0, addresses: 0 });
+      expect(s.app.lobby.footprint).toEqual({ waiting: 0, pools: 0, addresses: 0, usedCodes: 0 });
     } finally {
       await agent.destroy();
     }

@@ -49,7 +49,17 @@ describe.each([
     await waitFor(1);
     const answerB = json(await get(b, '/?pool=json-pool', JSON_ACCEPT));
     const answerA = json(await first);
-    expect(Object.keys(answerA).sort()).toEqual(['initiator', 'matchId', 'peer', 'pool', 'portIsSource', 'self', 'via', 'waitedMs']);
+    expect(Object.keys(answerA).sort()).toEqual([
+      'initiator',
+      'matchId',
+      'peer',
+      'pool',
+      'portIsSource',
+      'secret',
+      'self',
+      'via',
+      'waitedMs',
+    ]);
     expect(answerA).toMatchObject({
       pool: 'json-pool',
       self: `127.0.0.1:${a.localPort}`,
@@ -66,6 +76,8 @@ describe.each([
     });
     expect(answerA.matchId).toBe(answerB.matchId);
     expect(answerA.matchId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(answerA.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(answerB.secret).toBe(answerA.secret);
     expect(Number.isInteger(answerA.waitedMs)).toBe(true);
     expect(answerB.waitedMs).toBe(0);
   });
@@ -171,6 +183,7 @@ describe.each([
       'peerMeta',
       'pool',
       'portIsSource',
+      'secret',
       'self',
       'via',
       'waitedMs',

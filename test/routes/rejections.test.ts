@@ -95,7 +95,7 @@ describe('bad body', () => {
   it.each(['[]', 'null', '"pool"', '42'])('refuses a body that is not an object: %s', async (body) => {
     await expectError(post(body), 400, {
       error: 'invalid_body',
-      message: 'body must be a JSON object with optional pool, timeout and meta',
+      message: 'body must be a JSON object with optional pool or code, timeout and meta',
     });
   });
 
@@ -141,7 +141,7 @@ describe('bad body', () => {
   it('refuses unknown fields, naming them', async () => {
     await expectError(post('{"pol":"x"}'), 400, {
       error: 'unknown_field',
-      message: 'body has unknown field "pol"; allowed: pool, timeout, meta',
+      message: 'body has unknown field "pol"; allowed: pool, code, timeout, meta',
       field: 'pol',
     });
   });
