@@ -8,6 +8,7 @@ import pino from 'pino';
 import { buildApp, type TlsMaterial } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
+import { startStunResponder, type StunResponder } from './stun.js';
 
 const DEV_CERTS_DIR = 'certs';
 
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
   const app = buildApp(config, { tls, logStream });
 
+  let stun: StunResponder | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     deadline.unref();
     app.log.info({ signal }, 'shutting down');
-    app.close().then(
+    Promise.all([app.close(), stun?.close()]).then(
       () => {
         app.log.info('closed');
         process.exit(0);
@@ -76,9 +78,19 @@ async function main(): Promise<void> {
   } catch (error) {
     throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
   }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  if (config.stunPort !== 0) {
+    const stunPort = config.stunPort === 'same' ? port : config.stunPort;
+    try {
+      stun = await startStunResponder(config.host, stunPort, app.log);
+    } catch (error) {
+      await app.close();
+      throw new StartupError(`cannot listen for STUN on UDP ${config.host}:${stunPort}: ${(error as Error).message}`);
+    }
+    app.log.info({ port: stun.port }, `STUN responder listening on UDP port ${stun.port}`);
+  }
   if (devCertFile !== undefined) {
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.port;
     app.log.info(
       { cert: devCertFile },
       `development certificate in use; try: curl --cacert ${devCertFile} https://localhost:${port}/`,

@@ -1,3 +1,5 @@
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:tls';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { ask, testCertificate, TestClient } from './helpers/server.js';
+import { bindingRequest, exchange, readResponse } from './helpers/stun-client.js';
 
 let dir: string;
 let running: ServerProcess | undefined;
@@ -83,6 +86,60 @@ describe('start-up errors: one line naming the variable, exit 1, no stack trace'
     const second = spawnServer({ HOST: '127.0.0.1', PORT: port, TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem') }, dir);
     expect(await second.exit).toEqual({ code: 1, signal: null });
     expect(second.stderr).toBe(`pairup: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+  });
+});
+
+describe('STUN responder', () => {
+  it('answers on the HTTPS port number by default, and closes with the server', async () => {
+    const { proc, origin } = await start();
+    const port = Number(new URL(origin).port);
+    expect((await proc.line(/^STUN responder listening/)).port).toBe(port);
+    const socket = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      const transaction = randomBytes(12);
+      const mapped = readResponse(await exchange(socket, port, '127.0.0.1', bindingRequest(transaction)));
+      expect(mapped).toEqual({
+        type: 0x0101,
+        transaction: transaction.toString('hex'),
+        family: 1,
+        address: '127.0.0.1',
+        port: socket.address().port,
+      });
+    } finally {
+      socket.close();
+    }
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('is off with STUN_PORT=0', async () => {
+    const { proc } = await start({ STUN_PORT: '0' });
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+    expect(proc.stdout.filter((line) => line.includes('STUN'))).toEqual([]);
+  });
+
+  it('names a UDP port already in use, and exits 1', async () => {
+    const taken = createSocket('udp4');
+    await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
+    const port = taken.address().port;
+    try {
+      const { cert, key } = await testCertificate();
+      await writeFile(join(dir, 'cert.pem'), cert);
+      await writeFile(join(dir, 'key.pem'), key);
+      const second = spawnServer(
+        { HOST: '127.0.0.1', PORT: '0', STUN_PORT: String(port), TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' },
+        dir,
+      );
+      running = second;
+      expect(await second.exit).toEqual({ code: 1, signal: null });
+      expect(second.stderr).toBe(
+        `pairup: cannot listen for STUN on UDP 127.0.0.1:${port}: bind EADDRINUSE 127.0.0.1:${port}\n`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });
 

@@ -1,0 +1,121 @@
+/**
+ * A STUN responder (RFC 8489, and RFC 5389 clients): answers Binding requests on a UDP port with the
+ * client's public address as the server sees it (XOR-MAPPED-ADDRESS), so a peer learns its UDP mapping
+ * from the same server that pairs it. Anything else that arrives is ignored: indications, responses,
+ * other methods, RFC 3489 requests without the magic cookie, and malformed datagrams.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv4 } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+
+export const MAGIC_COOKIE = 0x2112a442;
+export const HEADER_BYTES = 20;
+const BINDING_REQUEST = 0x0001;
+const BINDING_SUCCESS = 0x0101;
+const XOR_MAPPED_ADDRESS = 0x0020;
+const FAMILY_IPV4 = 0x01;
+const FAMILY_IPV6 = 0x02;
+
+/**
+ * The transaction ID of a well-formed Binding request, or undefined for anything else. Well-formed:
+ * a 20-byte header with the magic cookie, a length that is a multiple of 4 and matches the datagram,
+ * and attributes that exactly fill it (their contents are not needed to answer).
+ */
+export function bindingTransaction(message: Buffer): Buffer | undefined {
+  if (message.length < HEADER_BYTES) return undefined;
+  if (message.readUInt16BE(0) !== BINDING_REQUEST) return undefined; // also checks the two zero bits
+  const length = message.readUInt16BE(2);
+  if (length % 4 !== 0 || HEADER_BYTES + length !== message.length) return undefined;
+  if (message.readUInt32BE(4) !== MAGIC_COOKIE) return undefined;
+  let offset = HEADER_BYTES;
+  while (offset < message.length) {
+    if (offset + 4 > message.length) return undefined;
+    const valueLength = message.readUInt16BE(offset + 2);
+    offset += 4 + Math.ceil(valueLength / 4) * 4;
+  }
+  if (offset !== message.length) return undefined;
+  return message.subarray(8, HEADER_BYTES);
+}
+
+/** A Binding success response carrying `address`:`port` as XOR-MAPPED-ADDRESS. */
+export function bindingSuccess(transaction: Buffer, address: string, port: number): Buffer {
+  const ipv4 = plainIpv4(address);
+  const addressBytes = ipv4 !== undefined ? ipv4Bytes(ipv4) : ipv6Bytes(address);
+  const valueLength = 4 + addressBytes.length;
+  const response = Buffer.alloc(HEADER_BYTES + 4 + valueLength);
+  response.writeUInt16BE(BINDING_SUCCESS, 0);
+  response.writeUInt16BE(4 + valueLength, 2);
+  response.writeUInt32BE(MAGIC_COOKIE, 4);
+  transaction.copy(response, 8);
+  response.writeUInt16BE(XOR_MAPPED_ADDRESS, 20);
+  response.writeUInt16BE(valueLength, 22);
+  response.writeUInt8(0, 24);
+  response.writeUInt8(ipv4 !== undefined ? FAMILY_IPV4 : FAMILY_IPV6, 25);
+  response.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), 26);
+  // The address is XORed with the cookie, then (IPv6) the transaction ID: bytes 4.. of the header.
+  for (let i = 0; i < addressBytes.length; i++) {
+    response[28 + i] = (addressBytes[i] ?? 0) ^ (response[4 + i] ?? 0);
+  }
+  return response;
+}
+
+/** `1.2.3.4` for `1.2.3.4` and for the IPv4-mapped `::ffff:1.2.3.4` of a dual-stack socket. */
+function plainIpv4(address: string): string | undefined {
+  if (isIPv4(address)) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  return mapped !== undefined && isIPv4(mapped) ? mapped : undefined;
+}
+
+function ipv4Bytes(address: string): Buffer {
+  return Buffer.from(address.split('.').map(Number));
+}
+
+/** The 16 bytes of an IPv6 address as Node prints it (`::` shorthand, a zone after `%` dropped). */
+function ipv6Bytes(address: string): Buffer {
+  const [head = '', tail] = (address.split('%', 1)[0] ?? '').split('::');
+  const groups = (part: string | undefined): number[] =>
+    part === undefined || part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16));
+  const left = groups(head);
+  const right = groups(tail);
+  const zeros = tail === undefined ? [] : new Array<number>(8 - left.length - right.length).fill(0);
+  const bytes = Buffer.alloc(16);
+  [...left, ...zeros, ...right].forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
+  return bytes;
+}
+
+export interface StunResponder {
+  /** The UDP port it answers on. */
+  readonly port: number;
+  /** Binding requests answered so far. */
+  readonly answered: number;
+  close(): Promise<void>;
+}
+
+/** Binds `host`:`port` (UDP; 0 picks a free port) and answers Binding requests until closed. */
+export function startStunResponder(host: string, port: number, log: FastifyBaseLogger): Promise<StunResponder> {
+  const socket: Socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  let answered = 0;
+  socket.on('message', (message: Buffer, peer: RemoteInfo) => {
+    const transaction = bindingTransaction(message);
+    if (transaction === undefined) return;
+    answered++;
+    socket.send(bindingSuccess(transaction, peer.address, peer.port), peer.port, peer.address, (error) => {
+      if (error !== null) log.debug({ err: error, to: peer.address }, 'STUN response not sent');
+    });
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: host, port }, () => {
+      socket.off('error', reject);
+      // A failing send is a client's problem, not the server's: never let it crash the process.
+      socket.on('error', (error) => log.warn({ err: error }, 'STUN socket error'));
+      resolve({
+        port: socket.address().port,
+        get answered() {
+          return answered;
+        },
+        close: () => new Promise<void>((done) => socket.close(() => done())),
+      });
+    });
+  });
+}
