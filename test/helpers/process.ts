@@ -23,9 +23,12 @@ function parse(text: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Runs src/main.ts as `npm start` would, in `cwd`, with exactly `env` (plus PATH). */
-export function spawnServer(env: Record<string, string>, cwd: string): ServerProcess {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN], {
+/**
+ * Runs src/main.ts as `npm start` would (or the script and arguments in `entry`), in `cwd`, with
+ * exactly `env` (plus PATH).
+ */
+export function spawnServer(env: Record<string, string>, cwd: string, entry: readonly string[] = [MAIN]): ServerProcess {
+  const child = spawn(process.execPath, ['--import', TSX, ...entry], {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

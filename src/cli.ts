@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * The pairup command: `pairup find URL …` finds a peer through a server, `pairup serve` runs one.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+import { DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client.js';
+
+export const EXIT_MATCHED = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_NO_PEER = 2;
+
+const USAGE = `usage:
+  pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]
+  pairup serve
+  pairup --help | --version
+
+find   asks the pairup server at URL for a peer and prints its address (the whole match as JSON
+       with --json). Exit code 0: matched; 2: nobody came within --timeout seconds (default ${DEFAULT_TIMEOUT_MS / 1000});
+       1: any other error, with a one-line message on stderr.
+serve  runs the server, configured by the environment and .env (see README.md).
+`;
+
+/** A mistake in the command line or its inputs: one line on stderr, exit 1. */
+class UsageError extends Error {}
+
+async function find(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      pool: { type: 'string' },
+      code: { type: 'string' },
+      meta: { type: 'string' },
+      cacert: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const [url, ...extra] = positionals;
+  if (url === undefined) throw new UsageError('find needs the server URL, e.g. pairup find https://localhost:3030');
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new UsageError(`not an https:// URL: ${JSON.stringify(url)}`);
+  if (values.pool !== undefined && values.code !== undefined) throw new UsageError('give either --pool or --code, not both');
+  const timeoutS = values.timeout === undefined ? DEFAULT_TIMEOUT_MS / 1000 : seconds(values.timeout);
+  const options: FindPeerOptions = {
+    url,
+    timeoutMs: timeoutS * 1000,
+    ...(values.pool === undefined ? {} : { pool: values.pool }),
+    ...(values.code === undefined ? {} : { code: values.code }),
+    ...(values.meta === undefined ? {} : { meta: parseMeta(values.meta) }),
+    ...(values.cacert === undefined ? {} : { ca: await readCa(values.cacert) }),
+  };
+
+  const stopProgress = showProgress();
+  try {
+    const match = await findPeer(options);
+    stopProgress();
+    process.stdout.write(values.json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
+    return EXIT_MATCHED;
+  } catch (error) {
+    stopProgress();
+    if (error instanceof NoPeerError) {
+      process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
+      return EXIT_NO_PEER;
+    }
+    throw error;
+  }
+}
+
+function seconds(text: string): number {
+  const value = /^[0-9]*\.?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value > 0)) throw new UsageError(`--timeout must be a number of seconds greater than 0, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function parseMeta(text: string): Record<string, unknown> {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--meta is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new UsageError('--meta must be a JSON object');
+  return meta as Record<string, unknown>;
+}
+
+async function readCa(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --cacert ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** An elapsed-time line on stderr while waiting, only when stderr is a terminal. Returns its stop. */
+function showProgress(): () => void {
+  if (!process.stderr.isTTY) return () => undefined;
+  const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+  const started = performance.now();
+  let frame = 0;
+  const timer = setInterval(() => {
+    const seconds = Math.floor((performance.now() - started) / 1000);
+    process.stderr.write(`\r${frames[frame++ % frames.length] ?? ''} waiting for a peer… ${seconds}s`);
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    process.stderr.write('\r\x1b[2K');
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'find':
+      return find(rest);
+    case 'serve':
+      // The server's own entry point: it reads the environment, listens, and handles signals.
+      await import('./main.js');
+      return EXIT_MATCHED;
+    case '--version':
+    case '-v': {
+      const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+      process.stdout.write(`${version}\n`);
+      return EXIT_MATCHED;
+    }
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return EXIT_MATCHED;
+    case undefined:
+      process.stderr.write(USAGE);
+      return EXIT_ERROR;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}; try pairup --help`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // `serve` keeps running: its exit code is the server's.
+    if (process.argv[2] !== 'serve') process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`pairup: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = EXIT_ERROR;
+  },
+);

@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnServer } from './helpers/process.js';
+import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `pairup ARGS` as the installed command would, to completion (stderr is not a terminal). */
+function pairup(args: string[]): Promise<Run> {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+let server: TestServer;
+let dir: string;
+let cacert: string;
+
+beforeAll(async () => {
+  server = await startServer();
+  dir = await mkdtemp(join(tmpdir(), 'pairup-cli-'));
+  cacert = join(dir, 'ca.pem');
+  await writeFile(cacert, server.cert);
+});
+afterAll(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('pairup find', () => {
+  it('prints the peer’s address, and with --json the whole match, exit 0', async () => {
+    const first = pairup(['find', server.origin, '--code', 'cli-code', '--cacert', cacert, '--json', '--meta', '{"udp":"127.0.0.1:4000"}']);
+    await eventually(() => server.app.lobby.waiting === 1, 10_000, 'the first to wait');
+    const second = await pairup(['find', server.origin, '--code', 'cli-code', '--cacert', cacert]);
+    const firstRun = await first;
+    expect([firstRun.code, firstRun.stderr, second.code, second.stderr]).toEqual([0, '', 0, '']);
+    const match = JSON.parse(firstRun.stdout) as Record<string, unknown>;
+    expect(second.stdout).toBe(`${String(match.self)}\n`);
+    expect(match).toMatchObject({ code: 'cli-code', initiator: true, peerMeta: null });
+    expect(match.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it('exits 2 with one line when nobody comes in time', async () => {
+    const run = await pairup(['find', server.origin, '--pool', 'nobody-here', '--cacert', cacert, '--timeout', '0.3']);
+    expect(run).toEqual({ code: 2, stdout: '', stderr: 'pairup: nobody came within 0.3 s\n' });
+  });
+
+  it('exits 1 with the server’s message on any other error', async () => {
+    const run = await pairup(['find', server.origin, '--code', 'cli-code', '--cacert', cacert]);
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'pairup: this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)\n',
+    });
+  });
+
+  it.each([
+    [['find'], 'pairup: find needs the server URL, e.g. pairup find https://localhost:3030\n'],
+    [['find', 'localhost:3030'], 'pairup: not an https:// URL: "localhost:3030"\n'],
+    [['find', 'https://localhost', '--pool', 'p', '--code', 'c'], 'pairup: give either --pool or --code, not both\n'],
+    [['find', 'https://localhost', '--timeout', 'soon'], 'pairup: --timeout must be a number of seconds greater than 0, got "soon"\n'],
+    [['find', 'https://localhost', '--meta', '[1]'], 'pairup: --meta must be a JSON object\n'],
+    [['find', 'https://localhost', '--cacert', '/nonexistent/ca.pem'], "pairup: cannot read --cacert /nonexistent/ca.pem: ENOENT: no such file or directory, open '/nonexistent/ca.pem'\n"],
+    [['launch'], 'pairup: unknown command "launch"; try pairup --help\n'],
+  ])('exits 1 with one line for %j', async (args, stderr) => {
+    expect(await pairup(args)).toEqual({ code: 1, stdout: '', stderr });
+  });
+
+  it('exits 1 naming an untrusted certificate', async () => {
+    const run = await pairup(['find', server.origin, '--timeout', '5']);
+    expect(run).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${server.origin}: self-signed certificate\n` });
+  });
+});
+
+describe('pairup --help and --version', () => {
+  it('prints usage and the version, exit 0', async () => {
+    const help = await pairup(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]');
+    const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(await pairup(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+});
+
+describe('pairup serve', () => {
+  it('runs the server until SIGTERM', async () => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0' }, dir, [CLI, 'serve']);
+    const port = await proc.port;
+    const cert = await readFile(join(dir, 'certs', 'dev-cert.pem'), 'utf8');
+    const client = new TestClient(`https://127.0.0.1:${port}`, cert);
+    try {
+      expect((await ask(client.client, `https://127.0.0.1:${port}`, '/healthz')).text).toBe('{"status":"ok","waiting":0}');
+    } finally {
+      await client.close();
+    }
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+});

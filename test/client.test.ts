@@ -1,0 +1,214 @@
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { findPeer, NoPeerError, PairupError, type Match } from '../src/client.js';
+import { startServer, testCertificate, type TestServer } from './helpers/server.js';
+
+/** One scripted answer: status, JSON body (or raw text), headers, and how long to hold it. */
+interface Scripted {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Record<string, string>;
+  readonly holdMs?: number;
+}
+
+interface Seen {
+  readonly method: string;
+  readonly httpVersion: string;
+  readonly body: Record<string, unknown>;
+}
+
+/** A stand-in server that answers from a script and records what it was sent. */
+class ScriptedServer {
+  readonly seen: Seen[] = [];
+  script: Scripted[] = [];
+  closedEarly = 0;
+  #server: Http2SecureServer | undefined;
+
+  async start(): Promise<string> {
+    const { cert, key } = await testCertificate();
+    this.#server = createSecureServer({ cert, key, allowHTTP1: true }, (req, res) => void this.#answer(req, res));
+    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve));
+    return `https://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  async #answer(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    let text = '';
+    for await (const chunk of req) text += String(chunk);
+    this.seen.push({ method: req.method, httpVersion: req.httpVersion, body: JSON.parse(text) as Record<string, unknown> });
+    const next = this.script.shift() ?? { status: 500, body: { error: 'script_ended', message: 'script ended' } };
+    if (next.holdMs !== undefined) await new Promise((resolve) => setTimeout(resolve, next.holdMs));
+    if (res.stream.destroyed) {
+      this.closedEarly++;
+      return;
+    }
+    const raw = typeof next.body === 'string';
+    res.writeHead(next.status, { 'content-type': raw ? 'text/plain' : 'application/json', ...next.headers });
+    res.end(raw ? next.body : JSON.stringify(next.body));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server?.close(() => resolve()));
+  }
+}
+
+const MATCH: Match = {
+  matchId: '00000000-0000-4000-8000-000000000000',
+  code: 'c',
+  secret: 'A'.repeat(43),
+  self: '127.0.0.1:1',
+  peer: '127.0.0.1:2',
+  via: 'socket',
+  portIsSource: true,
+  initiator: true,
+  waitedMs: 5,
+  peerMeta: null,
+};
+const TIMEOUT = { status: 408, body: { error: 'timeout', message: 'timeout waiting for peer', waitedMs: 0 } };
+
+describe('findPeer against a scripted server', () => {
+  const scripted = new ScriptedServer();
+  let url: string;
+  let ca: string;
+
+  beforeAll(async () => {
+    url = await scripted.start();
+    ca = (await testCertificate()).cert;
+  });
+  afterEach(() => {
+    scripted.seen.length = 0;
+    scripted.script = [];
+  });
+  afterAll(() => scripted.close());
+
+  it('asks again after each 408, each time for what is left of its deadline, over HTTP/2', async () => {
+    scripted.script = [TIMEOUT, TIMEOUT, { status: 200, body: MATCH }];
+    const match = await findPeer({ url, ca, code: 'c', meta: { udp: 'x' }, timeoutMs: 30_000 });
+    expect(match).toEqual(MATCH);
+    expect(scripted.seen.map((s) => [s.method, s.httpVersion, s.body.code, s.body.meta])).toEqual([
+      ['POST', '2.0', 'c', { udp: 'x' }],
+      ['POST', '2.0', 'c', { udp: 'x' }],
+      ['POST', '2.0', 'c', { udp: 'x' }],
+    ]);
+    const asked = scripted.seen.map((s) => s.body.timeout as number);
+    expect(asked[0]).toBeLessThanOrEqual(30);
+    expect(asked[0]).toBeGreaterThan(29);
+    expect(asked[1]).toBeLessThanOrEqual(asked[0] as number);
+    expect(Object.keys(scripted.seen[0]?.body ?? {}).sort()).toEqual(['code', 'meta', 'timeout']);
+  });
+
+  it('keeps to the longest wait the server allows once told it', async () => {
+    scripted.script = [
+      { status: 400, body: { error: 'invalid_timeout', message: 'timeout must be … at most 0.5', field: 'timeout' } },
+      TIMEOUT,
+      { status: 200, body: MATCH },
+    ];
+    await findPeer({ url, ca, timeoutMs: 20_000 });
+    const [first, ...rest] = scripted.seen.map((s) => s.body.timeout as number);
+    expect(first).toBeGreaterThan(19.9);
+    expect(first).toBeLessThanOrEqual(20);
+    expect(rest).toEqual([0.5, 0.5]);
+    expect(Object.keys(scripted.seen[0]?.body ?? {})).toEqual(['timeout']);
+  });
+
+  it('waits Retry-After on 429 and 503, then asks again', async () => {
+    scripted.script = [
+      { status: 429, body: { error: 'too_many_waiting_from_ip', message: 'm' }, headers: { 'retry-after': '1' } },
+      { status: 503, body: { error: 'server_full', message: 'm' }, headers: { 'retry-after': '0' } },
+      { status: 200, body: MATCH },
+    ];
+    const started = performance.now();
+    await findPeer({ url, ca, timeoutMs: 10_000 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(scripted.seen).toHaveLength(3);
+  });
+
+  it('gives up with the server’s error when Retry-After would pass the deadline', async () => {
+    scripted.script = [{ status: 503, body: { error: 'shutting_down', message: 'server shutting down' }, headers: { 'retry-after': '5' } }];
+    const failure = findPeer({ url, ca, timeoutMs: 2000 });
+    await expect(failure).rejects.toThrow(PairupError);
+    await expect(failure).rejects.toMatchObject({ status: 503, code: 'shutting_down', message: 'server shutting down' });
+    expect(scripted.seen).toHaveLength(1);
+  });
+
+  it('rejects at once on any other error, with its status, code and message', async () => {
+    scripted.script = [{ status: 409, body: { error: 'code_used', message: 'this code has already paired two clients' } }];
+    await expect(findPeer({ url, ca, code: 'used' })).rejects.toMatchObject({
+      name: 'PairupError',
+      status: 409,
+      code: 'code_used',
+      message: 'this code has already paired two clients',
+    });
+    scripted.script = [{ status: 502, body: 'Bad Gateway' }];
+    await expect(findPeer({ url, ca })).rejects.toMatchObject({ status: 502, code: 'http_502', message: `${url} answered 502` });
+  });
+
+  it('rejects with NoPeerError when its deadline passes', async () => {
+    scripted.script = [{ ...TIMEOUT, holdMs: 400 }];
+    const failure = findPeer({ url, ca, timeoutMs: 400 });
+    await expect(failure).rejects.toThrow(NoPeerError);
+    await expect(failure).rejects.toMatchObject({ status: 408, code: 'timeout', message: 'no peer came within 0.4 s' });
+    expect(scripted.seen).toHaveLength(1);
+    expect(scripted.seen[0]?.body.timeout).toBeGreaterThan(0.3);
+    expect(scripted.seen[0]?.body.timeout).toBeLessThanOrEqual(0.4);
+  });
+
+  it('stops when its signal aborts, closing its request, with the signal’s reason', async () => {
+    scripted.script = [{ ...TIMEOUT, holdMs: 500 }];
+    const controller = new AbortController();
+    const failure = findPeer({ url, ca, signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    controller.abort(new Error('user gave up'));
+    await expect(failure).rejects.toThrow('user gave up');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(scripted.closedEarly).toBe(1);
+  });
+
+  it('says when the server cannot be reached, or is not trusted', async () => {
+    await expect(findPeer({ url: 'https://127.0.0.1:1', ca })).rejects.toMatchObject({
+      status: 0,
+      code: 'unreachable',
+      message: 'cannot reach https://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
+    });
+    await expect(findPeer({ url, timeoutMs: 2000 })).rejects.toMatchObject({
+      status: 0,
+      code: 'unreachable',
+      message: `cannot reach ${url}: self-signed certificate`,
+    });
+  });
+
+  it('refuses options that cannot work before sending anything', async () => {
+    await expect(findPeer({ url, ca, pool: 'p', code: 'c' })).rejects.toThrow('give either pool or code, not both');
+    await expect(findPeer({ url, ca, timeoutMs: 0 })).rejects.toThrow('timeoutMs must be greater than 0');
+    expect(scripted.seen).toEqual([]);
+  });
+});
+
+describe('findPeer against pairup', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+
+  it('pairs two clients by code over HTTP/2, each with the other’s address, meta and one secret', async () => {
+    let sessions = 0;
+    server.app.server.on('session', () => sessions++);
+    const first = findPeer({ url: server.origin, ca: server.cert, code: 'client-test', meta: { udp: '127.0.0.1:4000' } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = await findPeer({ url: server.origin, ca: server.cert, code: 'client-test', meta: { udp: '127.0.0.1:5000' } });
+    const firstMatch = await first;
+    expect(sessions).toBe(2);
+    expect(firstMatch.peer).toBe(second.self);
+    expect(second.peer).toBe(firstMatch.self);
+    expect(firstMatch.peerMeta).toEqual({ udp: '127.0.0.1:5000' });
+    expect(second.peerMeta).toEqual({ udp: '127.0.0.1:4000' });
+    expect([firstMatch.code, firstMatch.initiator, second.initiator]).toEqual(['client-test', true, false]);
+    expect(second.secret).toBe(firstMatch.secret);
+    await expect(findPeer({ url: server.origin, ca: server.cert, code: 'client-test' })).rejects.toMatchObject({
+      status: 409,
+      code: 'code_used',
+    });
+    expect(server.app.lobby.waiting).toBe(0);
+  });
+});
