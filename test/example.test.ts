@@ -1,0 +1,54 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { testCertificate } from './helpers/server.js';
+
+const EXAMPLE = fileURLToPath(new URL('../examples/udp-handshake.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+function runExample(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', TSX, EXAMPLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+let dir: string;
+let server: ServerProcess;
+let url: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pairup-example-'));
+  const { cert, key } = await testCertificate();
+  await writeFile(join(dir, 'cert.pem'), cert);
+  await writeFile(join(dir, 'key.pem'), key);
+  // The server as `npm start` runs it: STUN on the HTTPS port's number.
+  server = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+  url = `https://127.0.0.1:${await server.port}`;
+  await server.line(/^STUN responder listening/);
+});
+afterAll(async () => {
+  server.child.kill('SIGTERM');
+  await server.exit;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('examples/udp-handshake.ts', () => {
+  it('connects two processes over UDP, each verifying the other’s authenticated datagram', async () => {
+    const args = [url, '--code', 'example-code-1', '--cacert', join(dir, 'cert.pem')];
+    const [one, two] = await Promise.all([runExample(args), runExample(args)]);
+    expect([one.code, one.stderr, two.code, two.stderr]).toEqual([0, '', 0, '']);
+    const mappingOf = (stdout: string) => /^udp mapping (127\.0\.0\.1:\d+)$/m.exec(stdout)?.[1];
+    const [mappingOne, mappingTwo] = [mappingOf(one.stdout), mappingOf(two.stdout)];
+    expect(mappingOne).toBeDefined();
+    expect(mappingTwo).toBeDefined();
+    expect(one.stdout.split('\n').filter((line) => line.startsWith('connected to'))).toEqual([`connected to ${String(mappingTwo)}`]);
+    expect(two.stdout.split('\n').filter((line) => line.startsWith('connected to'))).toEqual([`connected to ${String(mappingOne)}`]);
+  });
+});
