@@ -80,6 +80,21 @@ describe('pairup find', () => {
     expect(await pairup(args)).toEqual({ code: 1, stdout: '', stderr });
   });
 
+  it('shows the time waited on stderr when stderr is a terminal, and clears it', async () => {
+    // script(1) gives the command a terminal; what the terminal showed comes out on its stdout.
+    const command = [process.execPath, '--import', TSX, CLI, 'find', server.origin, '--pool', 'tty-alone', '--cacert', cacert, '--timeout', '1.5']
+      .map((word) => `'${word}'`)
+      .join(' ');
+    const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(2);
+    expect(screen).toContain('\r⠋ waiting for a peer… 0s');
+    expect(screen).toContain(' waiting for a peer… 1s');
+    expect(screen.endsWith('\r\x1b[2Kpairup: nobody came within 1.5 s\r\n')).toBe(true);
+  });
+
   it('exits 1 naming an untrusted certificate', async () => {
     const run = await pairup(['find', server.origin, '--timeout', '5']);
     expect(run).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${server.origin}: self-signed certificate\n` });
