@@ -9,6 +9,7 @@ import { guardConnections } from './connection-guards.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { Lobby, type Ticket } from './lobby.js';
 import { Matchmaker } from './matchmaker.js';
+import type { Metrics } from './metrics.js';
 import { registerHealthRoute } from './routes/health.js';
 import { registerMatchRoutes } from './routes/match.js';
 import { securityHeaders } from './security-headers.js';
@@ -24,6 +25,8 @@ export interface AppOptions {
   readonly logStream?: DestinationStream;
   /** How often the event-loop delay is sampled (default 1000 ms); tests sample faster. */
   readonly pressureSampleMs?: number;
+  /** Where to count requests, outcomes and connections; nothing is counted without it. */
+  readonly metrics?: Metrics;
 }
 
 declare module 'fastify' {
@@ -86,8 +89,16 @@ export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
   guardConnections(app.server, config, app.log);
-  const lobby = new Lobby(new Matchmaker<Ticket>(), config);
+  const { metrics } = options;
+  const lobby = new Lobby(new Matchmaker<Ticket>(), config, metrics);
   app.decorate('lobby', lobby);
+  if (metrics !== undefined) {
+    metrics.watchConnections(app.server);
+    app.addHook('onResponse', (_request, reply, done) => {
+      metrics.response(reply.statusCode);
+      done();
+    });
+  }
 
   app.addHook('onRequest', (_request, reply, done) => {
     void reply.headers(security);

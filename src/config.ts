@@ -23,6 +23,11 @@ export interface Config {
    */
   readonly stunPort: number | 'same';
   readonly shutdownGraceMs: number;
+  /** The plain-HTTP admin listener (metrics, health, readiness); port 0 turns it off. */
+  readonly adminHost: string;
+  readonly adminPort: number;
+  /** Pools with a metrics label of their own; later pools are counted as `other`. */
+  readonly metricsMaxPools: number;
   /** Time an HTTP/1.1 client has to send a request's headers: slowloris clients are cut off. */
   readonly headersTimeoutMs: number;
   /**
@@ -61,6 +66,9 @@ export const ENV_KEYS = {
   CODE_TTL_MS: '600000',
   STUN_PORT: '',
   SHUTDOWN_GRACE_MS: '10000',
+  ADMIN_HOST: '127.0.0.1',
+  ADMIN_PORT: '9464',
+  METRICS_MAX_POOLS: '50',
   HEADERS_TIMEOUT_MS: '10000',
   IDLE_TIMEOUT_MS: '10000',
   KEEPALIVE_MS: '30000',
@@ -97,10 +105,7 @@ export function loadConfig(env: Env): Config {
     const missing = tlsCertFile === undefined ? 'TLS_CERT' : 'TLS_KEY';
     throw new ConfigError(missing, 'must be set too: TLS_CERT and TLS_KEY go together');
   }
-  const host = get('HOST');
-  if (!/^[A-Za-z0-9.:_-]+$/.test(host)) {
-    throw new ConfigError('HOST', `must be an IP address or host name, got ${JSON.stringify(host)}`);
-  }
+  const host = hostName('HOST', get('HOST'));
   return Object.freeze({
     host,
     port: integer('PORT', get('PORT'), 0, 65_535),
@@ -112,6 +117,9 @@ export function loadConfig(env: Env): Config {
     codeTtlMs: integer('CODE_TTL_MS', get('CODE_TTL_MS'), 1, DAY_MS),
     stunPort: get('STUN_PORT') === '' ? 'same' : integer('STUN_PORT', get('STUN_PORT'), 0, 65_535),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),
+    adminHost: hostName('ADMIN_HOST', get('ADMIN_HOST')),
+    adminPort: integer('ADMIN_PORT', get('ADMIN_PORT'), 0, 65_535),
+    metricsMaxPools: integer('METRICS_MAX_POOLS', get('METRICS_MAX_POOLS'), 0, 10_000),
     headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', get('HEADERS_TIMEOUT_MS'), 100, 600_000),
     idleTimeoutMs: integer('IDLE_TIMEOUT_MS', get('IDLE_TIMEOUT_MS'), 100, 600_000),
     keepaliveMs: integer('KEEPALIVE_MS', get('KEEPALIVE_MS'), 0, DAY_MS),
@@ -121,6 +129,11 @@ export function loadConfig(env: Env): Config {
     trustProxy: trustProxy(get('TRUST_PROXY')),
     production: get('NODE_ENV') === 'production',
   });
+}
+
+function hostName(key: string, raw: string): string {
+  if (!/^[A-Za-z0-9.:_-]+$/.test(raw)) throw new ConfigError(key, `must be an IP address or host name, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 function integer(key: string, raw: string, min: number, max: number): number {

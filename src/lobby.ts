@@ -85,6 +85,16 @@ export interface Limits {
   readonly maxRememberedCodes?: number;
 }
 
+/** What the lobby tells whoever measures it (metrics). Called synchronously; must not throw. */
+export interface LobbyObserver {
+  /** A ticket was queued to wait for a partner. */
+  queued(ticket: Ticket): void;
+  /** A ticket was settled; `wasQueued` when it had been waiting in its room. */
+  settled(ticket: Ticket, outcome: Outcome, wasQueued: boolean): void;
+  /** A request was refused before it could wait. */
+  refused(room: Room, refusal: Refusal): void;
+}
+
 /**
  * One client's request for a partner. Its outcome is settled exactly once, by the lobby; the
  * route that created it is the only code that writes its reply.
@@ -147,14 +157,16 @@ export class Ticket {
 export class Lobby {
   readonly #queue: MatchQueue<Ticket>;
   readonly #limits: Limits;
+  readonly #observer: LobbyObserver | undefined;
   readonly #waitingByIp = new Map<string, number>();
   /** Codes that made a match, with when they may be used again; oldest first (one TTL for all). */
   readonly #usedCodes = new Map<string, number>();
   #closing = false;
 
-  constructor(queue: MatchQueue<Ticket>, limits: Limits) {
+  constructor(queue: MatchQueue<Ticket>, limits: Limits, observer?: LobbyObserver) {
     this.#queue = queue;
     this.#limits = limits;
+    this.#observer = observer;
   }
 
   /** Clients waiting for a partner now. */
@@ -190,6 +202,12 @@ export class Lobby {
    * already waiting on is refused too (`code_taken`): it cannot be its own partner.
    */
   join(request: JoinRequest): Ticket | Refusal {
+    const joined = this.#join(request);
+    if (typeof joined === 'string') this.#observer?.refused(request.room, joined);
+    return joined;
+  }
+
+  #join(request: JoinRequest): Ticket | Refusal {
     if (this.#closing) return 'closing';
     const byCode = request.room.kind === 'code';
     if (byCode && this.#codeUsed(request.room.name)) return 'code_used';
@@ -225,6 +243,7 @@ export class Lobby {
     this.#waitingByIp.set(ticket.ip, this.waitingFrom(ticket.ip) + 1);
     ticket.timer = setTimeout(this.#onTimeout, request.timeoutMs, ticket);
     ticket.unwatch = request.watch(() => this.#settle(ticket, { kind: 'gone' }));
+    this.#observer?.queued(ticket);
     return ticket;
   }
 
@@ -281,6 +300,7 @@ export class Lobby {
   #settle(ticket: Ticket, outcome: Outcome): void {
     if (!ticket.settleOnce(outcome)) return;
     const slot = ticket.slot;
+    this.#observer?.settled(ticket, outcome, slot !== undefined);
     if (slot === undefined) return; // never queued: nothing to undo
     this.#queue.remove(slot); // false when pairing already took it out: nothing left to do there
     const left = this.waitingFrom(ticket.ip) - 1;

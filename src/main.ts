@@ -5,9 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import dotenv from 'dotenv';
 import pino from 'pino';
+import { buildAdmin } from './admin.js';
 import { buildApp, type TlsMaterial } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
+import { Metrics } from './metrics.js';
 import { startStunResponder, type StunResponder } from './stun.js';
 
 const DEV_CERTS_DIR = 'certs';
@@ -42,7 +44,13 @@ async function main(): Promise<void> {
   // (a line per pairing cost a quarter of the pairings per second), and at most 200 ms late when
   // quiet. pino flushes what is left when the process exits.
   const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
-  const app = buildApp(config, { tls, logStream });
+  const metrics = config.adminPort === 0 ? undefined : new Metrics(config.metricsMaxPools);
+  const app = buildApp(config, { tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
+  let ready = false;
+  const admin =
+    metrics === undefined
+      ? undefined
+      : buildAdmin(metrics, { ready: () => ready, waiting: () => app.lobby.waiting }, app.log);
 
   let stun: StunResponder | undefined;
   let stopping = false;
@@ -52,6 +60,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    ready = false;
     // The timer comes first, so that nothing in close() can keep the process past its grace.
     const deadline = setTimeout(() => {
       app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired: exiting');
@@ -59,7 +68,8 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     deadline.unref();
     app.log.info({ signal }, 'shutting down');
-    Promise.all([app.close(), stun?.close()]).then(
+    const closing = Promise.all([app.close(), stun?.close()]).then(() => admin?.close());
+    closing.then(
       () => {
         app.log.info('closed');
         process.exit(0);
@@ -90,6 +100,17 @@ async function main(): Promise<void> {
     }
     app.log.info({ port: stun.port }, `STUN responder listening on UDP port ${stun.port}`);
   }
+  if (admin !== undefined && metrics !== undefined) {
+    const answered = stun;
+    metrics.setSources(answered === undefined ? {} : { stunAnswered: () => answered.answered });
+    try {
+      await admin.listen({ host: config.adminHost, port: config.adminPort });
+    } catch (error) {
+      await Promise.all([app.close(), stun?.close()]);
+      throw new StartupError(`cannot listen for admin on ${config.adminHost}:${config.adminPort}: ${(error as Error).message}`);
+    }
+  }
+  ready = true;
   if (devCertFile !== undefined) {
     app.log.info(
       { cert: devCertFile },

@@ -1,4 +1,6 @@
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
+import { request } from 'undici';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:tls';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -140,6 +142,23 @@ describe('STUN responder', () => {
     } finally {
       taken.close();
     }
+  });
+});
+
+describe('admin listener', () => {
+  it('serves /readyz and /metrics on ADMIN_HOST:ADMIN_PORT while the server runs', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const adminPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const { proc } = await start({ ADMIN_HOST: '127.0.0.1', ADMIN_PORT: String(adminPort) });
+    await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
+    const ready = await request(`http://127.0.0.1:${adminPort}/readyz`);
+    expect([ready.statusCode, await ready.body.text()]).toEqual([200, '{"status":"ready"}']);
+    const scrape = await request(`http://127.0.0.1:${adminPort}/metrics`);
+    expect(await scrape.body.text()).toContain('pairup_waiting');
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
 });
 

@@ -25,12 +25,12 @@ function parse(text: string): Record<string, unknown> | undefined {
 
 /**
  * Runs src/main.ts as `npm start` would (or the script and arguments in `entry`), in `cwd`, with
- * exactly `env` (plus PATH).
+ * exactly `env` (plus PATH, and ADMIN_PORT=0 unless `env` sets it: tests must not share port 9464).
  */
 export function spawnServer(env: Record<string, string>, cwd: string, entry: readonly string[] = [MAIN]): ServerProcess {
   const child = spawn(process.execPath, ['--import', TSX, ...entry], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ADMIN_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];

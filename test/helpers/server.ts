@@ -3,6 +3,7 @@ import { buildConnector, Client, request, type Dispatcher } from 'undici';
 import { buildApp, type App } from '../../src/app.js';
 import { loadConfig, type Config, type Env } from '../../src/config.js';
 import { generateDevCertificate, type CertificatePem } from '../../src/dev-certificate.js';
+import type { Metrics } from '../../src/metrics.js';
 
 let certificate: Promise<CertificatePem> | undefined;
 
@@ -32,7 +33,7 @@ export interface TestServer {
 export async function startServer(
   env: Env = {},
   host = '127.0.0.1',
-  options: { pressureSampleMs?: number } = {},
+  options: { pressureSampleMs?: number; metrics?: Metrics } = {},
 ): Promise<TestServer> {
   const config: Config = loadConfig({ LOG_LEVEL: 'info', MAX_WAITING_PER_IP: '0', ...env, HOST: host, PORT: '0' });
   const { cert, key } = await testCertificate();
