@@ -3,6 +3,7 @@ import type { Http2SecureServer } from 'node:http2';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
+import { SECURE_CONTEXT_OPTIONS } from './certificates.js';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
 import { guardConnections } from './connection-guards.js';
@@ -43,7 +44,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
       allowHTTP1: true,
       key: options.tls.key,
       cert: options.tls.cert,
-      minVersion: 'TLSv1.2',
+      ...SECURE_CONTEXT_OPTIONS,
       handshakeTimeout: config.idleTimeoutMs,
       // Each stream can be a waiter: bound what one connection can hold (Node's default is 2^32-1).
       settings: { maxConcurrentStreams: config.maxStreamsPerConnection },

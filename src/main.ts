@@ -7,6 +7,7 @@ import dotenv from 'dotenv';
 import pino from 'pino';
 import { buildAdmin } from './admin.js';
 import { buildApp, type TlsMaterial } from './app.js';
+import { reloadCertificates } from './certificates.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
 import { Metrics } from './metrics.js';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     deadline.unref();
     app.log.info({ signal }, 'shutting down');
+    certificates?.close();
     const closing = Promise.all([app.close(), stun?.close()]).then(() => admin?.close());
     closing.then(
       () => {
@@ -82,6 +84,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config;
+  const certificates =
+    certFile === undefined || keyFile === undefined ? undefined : reloadCertificates(app.server, { certFile, keyFile }, app.log);
+  process.on('SIGHUP', () => {
+    if (certificates === undefined) app.log.info('SIGHUP: no TLS_CERT and TLS_KEY to reload (development certificate)');
+    else void certificates.reload('SIGHUP');
+  });
 
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -11,8 +11,8 @@ export interface ServerProcess {
   /** The port from the "Server listening" line; rejects if the process exits first. */
   readonly port: Promise<number>;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first log line whose msg matches. */
-  line(pattern: RegExp): Promise<Record<string, unknown>>;
+  /** Resolves with the first log line whose msg matches (and whose fields equal `fields`, if given). */
+  line(pattern: RegExp, fields?: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 function parse(text: string): Record<string, unknown> | undefined {
@@ -34,7 +34,9 @@ export function spawnServer(env: Record<string, string>, cwd: string, entry: rea
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (line: Record<string, unknown>) => void }[] = [];
+  const waiters: { pattern: RegExp; fields?: Record<string, unknown>; resolve: (line: Record<string, unknown>) => void }[] = [];
+  const matches = (parsed: Record<string, unknown>, pattern: RegExp, fields: Record<string, unknown> = {}): boolean =>
+    pattern.test(String(parsed.msg)) && Object.entries(fields).every(([key, value]) => parsed[key] === value);
   let buffered = '';
   const proc: ServerProcess = {
     child,
@@ -48,14 +50,14 @@ export function spawnServer(env: Record<string, string>, cwd: string, entry: rea
       child.once('exit', () => reject(new Error(`server exited before listening: ${proc.stderr}`)));
     }),
     exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    line: (pattern) =>
+    line: (pattern, fields) =>
       new Promise((resolve) => {
         // Lines that came before the call count too: several can arrive in one chunk.
         for (const text of stdout) {
           const parsed = parse(text);
-          if (parsed !== undefined && pattern.test(String(parsed.msg))) return resolve(parsed);
+          if (parsed !== undefined && matches(parsed, pattern, fields)) return resolve(parsed);
         }
-        waiters.push({ pattern, resolve });
+        waiters.push({ pattern, ...(fields === undefined ? {} : { fields }), resolve });
       }),
   };
   // Tests that expect a failed start read `exit`, not `port`.
@@ -69,7 +71,7 @@ export function spawnServer(env: Record<string, string>, cwd: string, entry: rea
       const parsed = parse(text);
       if (parsed === undefined) continue;
       for (const waiter of [...waiters]) {
-        if (waiter.pattern.test(String(parsed.msg))) {
+        if (matches(parsed, waiter.pattern, waiter.fields)) {
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.resolve(parsed);
         }

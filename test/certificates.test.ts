@@ -1,0 +1,99 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { generateDevCertificate, type CertificatePem } from '../src/dev-certificate.js';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { ask, TestClient } from './helpers/server.js';
+
+let first: CertificatePem;
+let second: CertificatePem;
+let dir: string;
+let proc: ServerProcess;
+let port: number;
+
+/** The SHA-256 fingerprint of the certificate a brand-new connection is served. */
+function servedFingerprint(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+const fingerprint = (pem: CertificatePem) => new X509Certificate(pem.cert).fingerprint256;
+
+async function install(pem: { cert: string; key: string }): Promise<void> {
+  await writeFile(join(dir, 'cert.pem'), pem.cert);
+  await writeFile(join(dir, 'key.pem'), pem.key);
+}
+
+beforeAll(async () => {
+  [first, second] = await Promise.all([generateDevCertificate(1), generateDevCertificate(1)]);
+});
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pairup-certs-'));
+  await install(first);
+  proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+  port = await proc.port;
+});
+afterEach(async () => {
+  if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+  await proc.exit;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('certificate reload', () => {
+  it('on SIGHUP serves the new certificate to new connections, and a waiting client is not disturbed', async () => {
+    expect(await servedFingerprint()).toBe(fingerprint(first));
+    const waiter = new TestClient(`https://localhost:${port}`, first.cert);
+    const partner = new TestClient(`https://localhost:${port}`, second.cert);
+    try {
+      const waiting = ask(waiter.client, `https://localhost:${port}`, '/?pool=reload');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the waiter's request lands
+      await install(second);
+      proc.child.kill('SIGHUP');
+      // Changing the files reloads by itself too; this waits for the reload SIGHUP asked for.
+      const reloaded = await proc.line(/^certificate reloaded$/, { reason: 'SIGHUP' });
+      expect(reloaded.fingerprint256).toBe(fingerprint(second));
+      expect(await servedFingerprint()).toBe(fingerprint(second));
+      // The partner trusts only the new certificate; the waiter's connection still runs on the old one.
+      const answer = await ask(partner.client, `https://localhost:${port}`, '/?pool=reload');
+      expect(answer.status).toBe(200);
+      expect((await waiting).text).toBe(`127.0.0.1:${String(partner.localPort)}`);
+    } finally {
+      await Promise.all([waiter.close(), partner.close()]);
+    }
+  });
+
+  it('notices new files by itself', async () => {
+    await install(second);
+    const reloaded = await proc.line(/^certificate reloaded$/);
+    expect([reloaded.reason, reloaded.fingerprint256]).toEqual(['file changed', fingerprint(second)]);
+    expect(await servedFingerprint()).toBe(fingerprint(second));
+  });
+
+  it('refuses a broken certificate with one clear line, and keeps serving the old one', async () => {
+    await install({ cert: 'not a certificate\n', key: first.key });
+    const refused = await proc.line(/^certificate reload refused/);
+    expect(refused.level).toBe(50);
+    expect(refused.msg).toMatch(/^certificate reload refused \(.+\); still serving the previous certificate$/);
+    expect(await servedFingerprint()).toBe(fingerprint(first));
+    // A key that does not match the certificate is refused too.
+    await install({ cert: second.cert, key: first.key });
+    proc.child.kill('SIGHUP');
+    const mismatch = await proc.line(/^certificate reload refused \(.*key values mismatch/, { reason: 'SIGHUP' });
+    expect(mismatch.level).toBe(50);
+    expect(await servedFingerprint()).toBe(fingerprint(first));
+    const client = new TestClient(`https://localhost:${port}`, first.cert);
+    try {
+      expect((await ask(client.client, `https://localhost:${port}`, '/healthz')).status).toBe(200);
+    } finally {
+      await client.close();
+    }
+  });
+});
