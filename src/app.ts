@@ -10,6 +10,8 @@ import { guardConnections } from './connection-guards.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { Lobby, type Ticket } from './lobby.js';
 import { Matchmaker } from './matchmaker.js';
+import { acceptProxyProtocol } from './proxy-protocol.js';
+import proxyAddr from 'proxy-addr';
 import type { Metrics } from './metrics.js';
 import { registerHealthRoute } from './routes/health.js';
 import { registerMatchRoutes } from './routes/match.js';
@@ -90,6 +92,15 @@ export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
   guardConnections(app.server, config, app.log);
+  if (config.proxyProtocol) {
+    const trust = config.trustProxy;
+    const trusted = trust === true ? () => true : proxyAddr.compile(typeof trust === 'object' ? [...trust] : []);
+    acceptProxyProtocol(app.server, {
+      trusted: (address) => trusted(address, 0),
+      timeoutMs: config.idleTimeoutMs,
+      log: app.log,
+    });
+  }
   const { metrics } = options;
   const lobby = new Lobby(new Matchmaker<Ticket>(), config, metrics);
   app.decorate('lobby', lobby);

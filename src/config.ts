@@ -48,6 +48,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Fastify's trustProxy: false, true, a hop count, or a list of addresses and CIDRs. */
   readonly trustProxy: boolean | number | readonly string[];
+  /** Read a PROXY protocol header (v1 or v2) before each TLS handshake, from TRUST_PROXY addresses only. */
+  readonly proxyProtocol: boolean;
   readonly production: boolean;
 }
 
@@ -76,6 +78,7 @@ export const ENV_KEYS = {
   MAX_EVENT_LOOP_DELAY_MS: '1000',
   LOG_LEVEL: 'info',
   TRUST_PROXY: 'false',
+  PROXY_PROTOCOL: 'off',
   NODE_ENV: 'development',
 } as const;
 
@@ -106,6 +109,14 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError(missing, 'must be set too: TLS_CERT and TLS_KEY go together');
   }
   const host = hostName('HOST', get('HOST'));
+  const trust = trustProxy(get('TRUST_PROXY'));
+  const proxyProtocol = onOff('PROXY_PROTOCOL', get('PROXY_PROTOCOL'));
+  if (proxyProtocol && (trust === false || typeof trust === 'number')) {
+    throw new ConfigError(
+      'PROXY_PROTOCOL',
+      'needs TRUST_PROXY set to the load balancers\' addresses (a list of addresses and CIDRs, or true): PROXY headers are taken only from them',
+    );
+  }
   return Object.freeze({
     host,
     port: integer('PORT', get('PORT'), 0, 65_535),
@@ -126,7 +137,8 @@ export function loadConfig(env: Env): Config {
     maxStreamsPerConnection: integer('MAX_STREAMS_PER_CONNECTION', get('MAX_STREAMS_PER_CONNECTION'), 1, 10_000),
     maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', get('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000),
     logLevel: logLevel(get('LOG_LEVEL')),
-    trustProxy: trustProxy(get('TRUST_PROXY')),
+    trustProxy: trust,
+    proxyProtocol,
     production: get('NODE_ENV') === 'production',
   });
 }
@@ -142,6 +154,13 @@ function integer(key: string, raw: string, min: number, max: number): number {
     throw new ConfigError(key, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+function onOff(key: string, raw: string): boolean {
+  const lower = raw.toLowerCase();
+  if (lower === 'on' || lower === 'true') return true;
+  if (lower === 'off' || lower === 'false') return false;
+  throw new ConfigError(key, `must be on or off, got ${JSON.stringify(raw)}`);
 }
 
 function logLevel(raw: string): LogLevel {

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
       maxEventLoopDelayMs: 1000,
       logLevel: 'info',
       trustProxy: false,
+      proxyProtocol: false,
       production: false,
     });
   });
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
         KEEPALIVE_MS: '0',
         LOG_LEVEL: 'WARN',
         TRUST_PROXY: '10.0.0.0/8, 192.0.2.1,::1',
+        PROXY_PROTOCOL: 'on',
         NODE_ENV: 'production',
       }),
     ).toEqual({
@@ -79,6 +81,7 @@ describe('loadConfig', () => {
       maxEventLoopDelayMs: 0,
       logLevel: 'warn',
       trustProxy: ['10.0.0.0/8', '192.0.2.1', '::1'],
+      proxyProtocol: true,
       production: true,
     });
   });
