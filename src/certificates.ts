@@ -30,7 +30,18 @@ export interface CertificateReloader {
   close(): void;
 }
 
-export function reloadCertificates(server: TlsServer, files: CertificateFiles, log: FastifyBaseLogger): CertificateReloader {
+/** When a PEM certificate expires, in seconds since the epoch. */
+export function expiryOf(cert: string | Buffer): number {
+  return Math.floor(Date.parse(new X509Certificate(cert).validTo) / 1000);
+}
+
+export function reloadCertificates(
+  server: TlsServer,
+  files: CertificateFiles,
+  log: FastifyBaseLogger,
+  /** Called with the new certificate once it serves. */
+  onReloaded: (cert: string) => void = () => undefined,
+): CertificateReloader {
   let queue: Promise<boolean> = Promise.resolve(true);
   let settle: NodeJS.Timeout | undefined;
 
@@ -45,6 +56,7 @@ export function reloadCertificates(server: TlsServer, files: CertificateFiles, l
         { reason, subject: x509.subject, validTo: x509.validTo, fingerprint256: x509.fingerprint256 },
         'certificate reloaded',
       );
+      onReloaded(cert);
       return true;
     } catch (error) {
       log.error(

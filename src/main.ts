@@ -7,7 +7,7 @@ import dotenv from 'dotenv';
 import pino from 'pino';
 import { buildAdmin } from './admin.js';
 import { buildApp, type TlsMaterial } from './app.js';
-import { reloadCertificates } from './certificates.js';
+import { expiryOf, reloadCertificates } from './certificates.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
 import { Metrics } from './metrics.js';
@@ -85,8 +85,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config;
+  let certificateExpiry = expiryOf(tls.cert);
   const certificates =
-    certFile === undefined || keyFile === undefined ? undefined : reloadCertificates(app.server, { certFile, keyFile }, app.log);
+    certFile === undefined || keyFile === undefined
+      ? undefined
+      : reloadCertificates(app.server, { certFile, keyFile }, app.log, (cert) => (certificateExpiry = expiryOf(cert)));
   process.on('SIGHUP', () => {
     if (certificates === undefined) app.log.info('SIGHUP: no TLS_CERT and TLS_KEY to reload (development certificate)');
     else void certificates.reload('SIGHUP');
@@ -111,7 +114,10 @@ async function main(): Promise<void> {
   }
   if (admin !== undefined && metrics !== undefined) {
     const answered = stun;
-    metrics.setSources(answered === undefined ? {} : { stunAnswered: () => answered.answered });
+    metrics.setSources({
+      certificateExpiry: () => certificateExpiry,
+      ...(answered === undefined ? {} : { stunAnswered: () => answered.answered }),
+    });
     try {
       await admin.listen({ host: config.adminHost, port: config.adminPort });
     } catch (error) {

@@ -36,6 +36,8 @@ interface PoolStats {
 export interface MetricsSources {
   /** STUN Binding requests answered so far, when the responder runs. */
   stunAnswered?: () => number;
+  /** When the certificate being served expires, in seconds since the epoch. */
+  certificateExpiry?: () => number;
 }
 
 export class Metrics implements LobbyObserver {
@@ -120,6 +122,15 @@ export class Metrics implements LobbyObserver {
       collect() {
         this.reset();
         this.inc(sources().stunAnswered?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'pairup_certificate_expiry_timestamp_seconds',
+      help: 'When the TLS certificate being served expires (its notAfter), in seconds since the epoch.',
+      registers,
+      collect() {
+        const expiry = sources().certificateExpiry?.();
+        if (expiry !== undefined) this.set(expiry);
       },
     });
     collectDefaultMetrics({ register: this.registry });

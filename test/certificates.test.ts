@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateDevCertificate, type CertificatePem } from '../src/dev-certificate.js';
-import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { request } from 'undici';
+import { expiryOf } from '../src/certificates.js';
+import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
 import { ask, TestClient } from './helpers/server.js';
 
 let first: CertificatePem;
@@ -13,6 +15,13 @@ let second: CertificatePem;
 let dir: string;
 let proc: ServerProcess;
 let port: number;
+let adminPort: number;
+
+/** The certificate expiry the admin listener's /metrics reports. */
+async function expiryMetric(): Promise<number> {
+  const text = await (await request(`http://127.0.0.1:${adminPort}/metrics`)).body.text();
+  return Number(/^pairup_certificate_expiry_timestamp_seconds (\d+)$/m.exec(text)?.[1]);
+}
 
 /** The SHA-256 fingerprint of the certificate a brand-new connection is served. */
 function servedFingerprint(): Promise<string> {
@@ -33,13 +42,17 @@ async function install(pem: { cert: string; key: string }): Promise<void> {
 }
 
 beforeAll(async () => {
-  [first, second] = await Promise.all([generateDevCertificate(1), generateDevCertificate(1)]);
+  // Valid for different numbers of days, so that their expiry tells them apart.
+  [first, second] = await Promise.all([generateDevCertificate(1), generateDevCertificate(2)]);
 });
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pairup-certs-'));
   await install(first);
-  proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+  adminPort = await freePort();
+  const env = { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', ADMIN_PORT: String(adminPort), TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' };
+  proc = spawnServer(env, dir);
   port = await proc.port;
+  await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
 });
 afterEach(async () => {
   if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
@@ -50,6 +63,7 @@ afterEach(async () => {
 describe('certificate reload', () => {
   it('on SIGHUP serves the new certificate to new connections, and a waiting client is not disturbed', async () => {
     expect(await servedFingerprint()).toBe(fingerprint(first));
+    expect(await expiryMetric()).toBe(expiryOf(first.cert));
     const waiter = new TestClient(`https://localhost:${port}`, first.cert);
     const partner = new TestClient(`https://localhost:${port}`, second.cert);
     try {
@@ -61,6 +75,8 @@ describe('certificate reload', () => {
       const reloaded = await proc.line(/^certificate reloaded$/, { reason: 'SIGHUP' });
       expect(reloaded.fingerprint256).toBe(fingerprint(second));
       expect(await servedFingerprint()).toBe(fingerprint(second));
+      expect(await expiryMetric()).toBe(expiryOf(second.cert));
+      expect(expiryOf(second.cert) - expiryOf(first.cert)).toBeGreaterThan(86_000);
       // The partner trusts only the new certificate; the waiter's connection still runs on the old one.
       const answer = await ask(partner.client, `https://localhost:${port}`, '/?pool=reload');
       expect(answer.status).toBe(200);
@@ -89,6 +105,7 @@ describe('certificate reload', () => {
     const mismatch = await proc.line(/^certificate reload refused \(.*key values mismatch/, { reason: 'SIGHUP' });
     expect(mismatch.level).toBe(50);
     expect(await servedFingerprint()).toBe(fingerprint(first));
+    expect(await expiryMetric()).toBe(expiryOf(first.cert));
     const client = new TestClient(`https://localhost:${port}`, first.cert);
     try {
       expect((await ask(client.client, `https://localhost:${port}`, '/healthz')).status).toBe(200);

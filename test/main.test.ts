@@ -1,5 +1,4 @@
 import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:tls';
@@ -7,7 +6,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
 import { ask, testCertificate, TestClient } from './helpers/server.js';
 import { bindingRequest, exchange, readResponse } from './helpers/stun-client.js';
 
@@ -147,10 +146,7 @@ describe('STUN responder', () => {
 
 describe('admin listener', () => {
   it('serves /readyz and /metrics on ADMIN_HOST:ADMIN_PORT while the server runs', async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const adminPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const adminPort = await freePort();
     const { proc } = await start({ ADMIN_HOST: '127.0.0.1', ADMIN_PORT: String(adminPort) });
     await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
     const ready = await request(`http://127.0.0.1:${adminPort}/readyz`);

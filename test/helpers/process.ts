@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -82,4 +83,13 @@ export function spawnServer(env: Record<string, string>, cwd: string, entry: rea
     proc.stderr += chunk;
   });
   return proc;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1, for listeners that take 0 to mean "off". */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
