@@ -156,6 +156,18 @@ describe('admin listener', () => {
     proc.child.kill('SIGTERM');
     expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
+
+  it('says not ready from the first shutdown signal, while the server is still closing', async () => {
+    const adminPort = await freePort();
+    const { proc, origin, cert } = await start({ ADMIN_PORT: String(adminPort), SHUTDOWN_GRACE_MS: '3000' });
+    await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
+    await halfSentPost(origin, cert); // keeps close() waiting until the grace expires
+    proc.child.kill('SIGTERM');
+    await proc.line(/^shutting down$/);
+    const ready = await request(`http://127.0.0.1:${adminPort}/readyz`);
+    expect([ready.statusCode, await ready.body.text()]).toEqual([503, '{"status":"not ready"}']);
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+  });
 });
 
 describe('development certificate', () => {
