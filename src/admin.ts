@@ -3,7 +3,7 @@
  * `GET /metrics` (Prometheus text format), `GET /healthz` (the process is up), `GET /readyz` (it is
  * listening and not shutting down: a load balancer should send it clients).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Metrics } from './metrics.js';
 
 export interface AdminState {
@@ -14,7 +14,7 @@ export interface AdminState {
 }
 
 export function buildAdmin(metrics: Metrics, state: AdminState, log: FastifyBaseLogger): FastifyInstance {
-  const admin = Fastify({ loggerInstance: log, disableRequestLogging: true });
+  const admin = Fastify({ loggerInstance: log, logController: new LogController({ disableRequestLogging: true }) });
   admin.get('/metrics', async (_request, reply) => {
     const text = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(text);
