@@ -4,10 +4,19 @@
  * queue in the request callback, a waiter dropped when its client goes. It answers the same JSON
  * (`self`, `peer`) the workloads verify, and `/healthz` with the number waiting.
  *
+ * With BASELINE_PAYLOAD=pairup it answers with pairup's security headers and all the fields of
+ * pairup's JSON answer instead (`npm run bench -- --baseline-payload pairup`): what the required
+ * payload alone costs, apart from everything else pairup does.
+ *
  * Run: TLS_CERT=… TLS_KEY=… PORT=0 node --import tsx bench/baseline.ts; prints {"port":N} once listening.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { securityHeaders } from '../src/security-headers.js';
+
+const fullPayload = process.env.BASELINE_PAYLOAD === 'pairup';
+const FULL_HEADERS = { ...securityHeaders(), 'content-type': 'application/json; charset=utf-8' };
 
 interface Waiter {
   readonly res: Http2ServerResponse;
@@ -22,9 +31,23 @@ function addressOf(req: Http2ServerRequest): string {
   return ip.includes(':') ? `[${ip}]:${req.socket.remotePort}` : `${ip}:${req.socket.remotePort}`;
 }
 
-function answer(res: Http2ServerResponse, self: string, peer: string): void {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ self, peer }));
+/** What both partners share when answering with pairup's payload. */
+interface Shared {
+  readonly pool: string;
+  readonly matchId: string;
+  readonly secret: string;
+}
+
+function answer(res: Http2ServerResponse, self: string, peer: string, shared?: Shared, initiator = false): void {
+  if (shared === undefined) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ self, peer }));
+    return;
+  }
+  const { pool, matchId, secret } = shared;
+  const body = JSON.stringify({ matchId, pool, secret, self, peer, via: 'socket', portIsSource: true, initiator, waitedMs: 0 });
+  res.writeHead(200, { ...FULL_HEADERS, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 const server = createSecureServer(
@@ -43,8 +66,9 @@ const server = createSecureServer(
     if (peer !== undefined) {
       waiting--;
       if (queue?.length === 0) pools.delete(pool);
-      answer(peer.res, peer.address, self);
-      answer(res, self, peer.address);
+      const shared = fullPayload ? { pool, matchId: randomUUID(), secret: randomBytes(32).toString('base64url') } : undefined;
+      answer(peer.res, peer.address, self, shared, true);
+      answer(res, self, peer.address, shared);
       return;
     }
     const waiter = { res, address: self };

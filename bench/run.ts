@@ -7,6 +7,7 @@
  *   npm run bench -- --duration 5 --rounds 5 --waiters 20000  # the recorded run (bench/README.md)
  *   npm run bench -- --only storm,h2                # some workloads
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
+ *   npm run bench -- --baseline-payload pairup      # the baseline answers with pairup's headers and fields
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -34,8 +35,13 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'storm,rendezvous,churn,h2' },
     url: { type: 'string' },
     cacert: { type: 'string' },
+    'baseline-payload': { type: 'string', default: 'minimal' },
   },
 });
+const baselinePayload = args['baseline-payload'];
+if (baselinePayload !== 'minimal' && baselinePayload !== 'pairup') {
+  throw new Error(`--baseline-payload must be minimal or pairup, got ${baselinePayload}`);
+}
 
 function positive(name: string, raw: string | undefined): number {
   const value = Number(raw);
@@ -152,7 +158,7 @@ async function measure(
 ) {
   const server: RunningServer =
     args.url === undefined
-      ? await startServer(kind, tls, dir)
+      ? await startServer(kind, tls, dir, [], kind === 'baseline' ? { BASELINE_PAYLOAD: baselinePayload } : {})
       : { kind, origin: args.url, pid: undefined, stop: () => Promise.resolve() };
   try {
     if (workload.once !== true) await workload.run(server, ca, WARMUP_S);
@@ -246,7 +252,9 @@ async function main(): Promise<void> {
   }
   const cpu = cpus();
   const machine = `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
-  const how = `median of ${rounds} round${rounds === 1 ? '' : 's'} (rendezvous: 1)`;
+  const how =
+    `median of ${rounds} round${rounds === 1 ? '' : 's'} (rendezvous: 1)` +
+    (baselinePayload === 'pairup' ? "; the baseline answers with pairup's headers and JSON fields (not the targets' baseline)" : '');
   process.stdout.write(`pairup benchmark, ${new Date().toISOString()}, ${machine}, ${how}\n${lines.join('\n')}\n`);
   const results = new URL('results/', import.meta.url);
   await mkdir(results, { recursive: true });

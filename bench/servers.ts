@@ -28,8 +28,11 @@ export async function startServer(
   dir: string,
   /** Extra node options, before the script. */
   nodeArgs: readonly string[] = [],
+  /** Extra environment variables. */
+  extraEnv: Readonly<Record<string, string>> = {},
 ): Promise<RunningServer> {
   const env = {
+    ...extraEnv,
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',
     PORT: '0',
