@@ -129,7 +129,10 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
       if (status === 429 || status === 503) {
         const retryMs = retryAfterS(answer.headers['retry-after']) * 1000;
         if (performance.now() + retryMs < deadline) {
-          await sleep(retryMs, undefined, { signal: options.signal });
+          await sleep(retryMs, undefined, { signal: options.signal }).catch((error: unknown) => {
+            options.signal?.throwIfAborted(); // the signal's own reason, not the timer's AbortError
+            throw error;
+          });
           continue;
         }
       }

@@ -164,6 +164,16 @@ describe('findPeer against a scripted server', () => {
     expect(scripted.closedEarly).toBe(1);
   });
 
+  it('stops waiting out a Retry-After when its signal aborts, with the signal’s reason', async () => {
+    scripted.script = [{ status: 503, body: { error: 'server_full', message: 'm' }, headers: { 'retry-after': '5' } }];
+    const controller = new AbortController();
+    const failure = findPeer({ url, ca, signal: controller.signal, timeoutMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    controller.abort(new Error('user gave up'));
+    await expect(failure).rejects.toThrow('user gave up');
+    expect(scripted.seen).toHaveLength(1);
+  });
+
   it('says when the server cannot be reached, or is not trusted', async () => {
     await expect(findPeer({ url: 'https://127.0.0.1:1', ca })).rejects.toMatchObject({
       status: 0,
