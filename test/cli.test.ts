@@ -126,3 +126,23 @@ describe('pairup serve', () => {
     expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
 });
+
+describe('the package', () => {
+  it('exports the client as pairup/client (the built dist/, as npm ci leaves it)', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', "const m = await import('pairup/client'); console.log(Object.keys(m).sort().join(' '))"],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect({ code, stdout, stderr }).toEqual({
+      code: 0,
+      stdout: 'DEFAULT_TIMEOUT_MS NoPeerError PairupError findPeer\n',
+      stderr: '',
+    });
+  });
+});
