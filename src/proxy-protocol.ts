@@ -179,6 +179,7 @@ export function acceptProxyProtocol(server: NetServer, options: ProxyProtocolOpt
       socket.off('data', onData);
       socket.off('close', onClose);
       if (header.kind === 'invalid') return refuse(header.reason);
+      socket.off('error', onError);
       socket.pause();
       const address: SourceAddress =
         header.kind === 'proxy'
@@ -187,8 +188,12 @@ export function acceptProxyProtocol(server: NetServer, options: ProxyProtocolOpt
       (startTls as (socket: Duplex) => void).call(server, new AfterHeader(socket, received.subarray(header.length), address));
     };
     const onClose = (): void => clearTimeout(timer);
+    // A client that resets the connection mid-header is its own problem; unheard, the error would
+    // be thrown. (Once the header is read, the stream after it listens for errors.)
+    const onError = (error: Error): void => refuse(error.message);
     socket.on('data', onData);
     socket.once('close', onClose);
+    socket.on('error', onError);
   });
 
   // The TLS socket over a header-stripped stream has no address of its own: give it the client's

@@ -176,6 +176,33 @@ describe('PROXY_PROTOCOL=on', () => {
     expect([answer.status, answer.body]).toEqual([200, '{"status":"ok","waiting":0}']);
   });
 
+  it('survives clients that reset the connection in the middle of the header, or after it', async () => {
+    for (const bytes of [Buffer.from('PROXY TCP4 203.0'), v1('PROXY TCP4 203.0.113.7 192.0.2.1 1 2')]) {
+      for (let i = 0; i < 5; i++) {
+        const socket = connectTcp(server.port, '127.0.0.1');
+        await new Promise<void>((resolve) => socket.once('connect', resolve));
+        socket.write(bytes);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        socket.resetAndDestroy();
+      }
+    }
+    // And after the TLS handshake, while a request waits.
+    for (let i = 0; i < 5; i++) {
+      const raw = connectTcp(server.port, '127.0.0.1');
+      await new Promise<void>((resolve) => raw.once('connect', resolve));
+      raw.write(v1('PROXY TCP4 203.0.113.7 192.0.2.1 1 2'));
+      const tls = connectTls({ socket: raw, servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+      await new Promise<void>((resolve) => tls.once('secureConnect', resolve));
+      tls.write('GET /?pool=reset HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await eventually(() => server.app.lobby.waiting === 1, 2000, 'the request to wait');
+      raw.resetAndDestroy();
+      await eventually(() => server.app.lobby.waiting === 0, 2000, 'the waiter to be dropped');
+    }
+    const answer = await h1Request(server.port, v1('PROXY TCP4 203.0.113.7 192.0.2.1 1 2'), '/healthz');
+    expect(answer.status).toBe(200);
+    expect(server.warnings()).toEqual([]);
+  });
+
   it('closes connections without a valid header, and keeps serving', async () => {
     expect(await refused(server.port, Buffer.alloc(0))).toBe(true); // TLS at once, no header
     expect(await refused(server.port, v1('PROXY TCP4 203.0.113.700 192.0.2.1 1 2'))).toBe(true);
