@@ -1,6 +1,7 @@
 import { connect as connectH2 } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { parseProxyHeader } from '../src/proxy-protocol.js';
@@ -9,6 +10,7 @@ import { eventually, startServer, type TestServer } from './helpers/server.js';
 // Headers are built here by hand from the PROXY protocol specification (v1 text, v2 binary).
 
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+const V1_START = Buffer.from('PROXY ');
 
 function v1(line: string): Buffer {
   return Buffer.from(`${line}\r\n`, 'latin1');
@@ -79,6 +81,23 @@ describe('parseProxyHeader', () => {
     ['a v2 header without its addresses', v2(1, 0x11, ipv4Block('198.51.100.8', '192.0.2.1', 1, 2)).subarray(0, 20)],
   ])('asks for more after %s', (_name, data) => {
     expect(parseProxyHeader(data)).toEqual({ kind: 'incomplete' });
+  });
+
+  it('never throws, whatever the bytes after either signature', () => {
+    const tail = fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes));
+    const data = fc.oneof(
+      tail,
+      tail.map((bytes) => Buffer.concat([V1_START, bytes])),
+      tail.map((bytes) => Buffer.concat([SIGNATURE, bytes])),
+    );
+    fc.assert(
+      fc.property(data, (bytes) => {
+        const result = parseProxyHeader(bytes);
+        expect(['proxy', 'local', 'incomplete', 'invalid']).toContain(result.kind);
+        if (result.kind === 'proxy' || result.kind === 'local') expect(result.length).toBeLessThanOrEqual(bytes.length);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it.each([
