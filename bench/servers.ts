@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +33,9 @@ export async function startServer(
   extraEnv: Readonly<Record<string, string>> = {},
 ): Promise<RunningServer> {
   const env = {
+    // The admin listener stays on (its counting is part of the default configuration), on a free
+    // port rather than 9464, which a server already running on this machine may hold.
+    ...(kind === 'pairup' ? { ADMIN_PORT: String(await freePort()) } : {}),
     ...extraEnv,
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',
@@ -58,7 +62,8 @@ export async function startServer(
   const deadline = Date.now() + 15_000;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
-    const port = /"port":(\d+)/.exec(log)?.[1] ?? /Server listening at https:\/\/[^"]+:(\d+)"/.exec(log)?.[1];
+    // pairup logs "Server listening at https://…:N" (and, later, its admin and STUN ports); the baseline {"port":N}.
+    const port = /Server listening at https:\/\/[^"]+:(\d+)"/.exec(log)?.[1] ?? /^\{"port":(\d+)\}$/m.exec(log)?.[1];
     if (port !== undefined) {
       return { kind, origin: `https://127.0.0.1:${port}`, pid: child.pid, logFile, errFile, stop: () => stop(child) };
     }
@@ -84,4 +89,13 @@ export function memoryOf(pid: number | undefined): { rss: number; peak: number }
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+/** A TCP port free a moment ago on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
