@@ -157,6 +157,20 @@ describe('admin listener', () => {
     expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
 
+  it('names an admin port already in use, and exits 1', async () => {
+    const adminPort = await freePort();
+    const { proc } = await start({ ADMIN_PORT: String(adminPort) });
+    await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
+    const second = spawnServer(
+      { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', ADMIN_PORT: String(adminPort), TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem') },
+      dir,
+    );
+    expect(await second.exit).toEqual({ code: 1, signal: null });
+    expect(second.stderr).toBe(
+      `pairup: cannot listen for admin on 127.0.0.1:${adminPort}: listen EADDRINUSE: address already in use 127.0.0.1:${adminPort}\n`,
+    );
+  });
+
   it('says not ready from the first shutdown signal, while the server is still closing', async () => {
     const adminPort = await freePort();
     const { proc, origin, cert } = await start({ ADMIN_PORT: String(adminPort), SHUTDOWN_GRACE_MS: '3000' });
