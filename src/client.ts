@@ -76,6 +76,8 @@ const DEFAULT_RETRY_S = 1;
 interface ErrorBody {
   readonly error?: unknown;
   readonly message?: unknown;
+  /** With invalid_timeout: the longest wait the server allows. */
+  readonly maxTimeoutS?: unknown;
 }
 
 /** Finds a partner through the pairup server at `options.url`. */
@@ -89,7 +91,7 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
   const own = options.dispatcher === undefined ? new Agent({ allowH2: true, connect: ca === undefined ? {} : { ca } }) : undefined;
   const dispatcher: Dispatcher = options.dispatcher ?? (own as Agent);
   const endpoint = new URL('/', options.url);
-  // The most the server lets one request wait, once it has said (its 400 invalid_timeout names it).
+  // The most the server lets one request wait, once it has said (its 400 invalid_timeout carries it).
   let serverMaxS: number | undefined;
   try {
     for (;;) {
@@ -118,13 +120,13 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
       const { statusCode: status } = answer;
       const parsed = parseJson(text);
       if (status === 200 && parsed !== undefined) return parsed as unknown as Match;
-      const { error: code, message } = (parsed ?? {}) as ErrorBody;
+      const { error: code, message, maxTimeoutS } = (parsed ?? {}) as ErrorBody;
       const errorCode = typeof code === 'string' ? code : `http_${status}`;
       const errorMessage = typeof message === 'string' ? message : `${endpoint.origin} answered ${status}`;
       if (status === 408 && errorCode === 'timeout') continue;
-      if (status === 400 && errorCode === 'invalid_timeout' && serverMaxS === undefined) {
-        serverMaxS = Number(/at most ([0-9.]+)/.exec(errorMessage)?.[1] ?? Number.NaN);
-        if (Number.isFinite(serverMaxS) && serverMaxS > 0) continue;
+      if (status === 400 && errorCode === 'invalid_timeout' && serverMaxS === undefined && typeof maxTimeoutS === 'number') {
+        serverMaxS = maxTimeoutS;
+        if (serverMaxS > 0) continue;
       }
       if (status === 429 || status === 503) {
         const retryMs = retryAfterS(answer.headers['retry-after']) * 1000;

@@ -70,7 +70,7 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
     case 'code':
       return new ApiError('invalid_code', [], 'code');
     case 'timeout':
-      return new ApiError('invalid_timeout', [context.maxTimeoutS], 'timeout');
+      return new ApiError('invalid_timeout', [context.maxTimeoutS], 'timeout', { maxTimeoutS: context.maxTimeoutS });
     case 'meta':
       return new ApiError('invalid_meta', [], 'meta');
     case undefined:

@@ -64,8 +64,10 @@ export class ApiError extends Error {
   readonly retryAfterS: number | undefined;
   /** The request field the error is about, when there is one. */
   readonly field: string | undefined;
+  /** Figures a program can act on without reading the message (invalid_timeout: maxTimeoutS). */
+  readonly details: Readonly<Record<string, number>> | undefined;
 
-  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string) {
+  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string, details?: Readonly<Record<string, number>>) {
     const entry: ErrorDef = errors[code];
     super(args.length === 0 ? entry.message : format(entry.message, ...args));
     this.name = 'ApiError';
@@ -73,11 +75,15 @@ export class ApiError extends Error {
     this.statusCode = entry.status;
     this.retryAfterS = entry.retryAfterS;
     this.field = field;
+    this.details = details;
   }
 
   toJSON(): { error: string; message: string; field?: string } {
-    return this.field === undefined
-      ? { error: this.code, message: this.message }
-      : { error: this.code, message: this.message, field: this.field };
+    return {
+      error: this.code,
+      message: this.message,
+      ...(this.field === undefined ? {} : { field: this.field }),
+      ...this.details,
+    };
   }
 }

@@ -99,7 +99,7 @@ describe('findPeer against a scripted server', () => {
 
   it('keeps to the longest wait the server allows once told it', async () => {
     scripted.script = [
-      { status: 400, body: { error: 'invalid_timeout', message: 'timeout must be … at most 0.5', field: 'timeout' } },
+      { status: 400, body: { error: 'invalid_timeout', message: 'timeout must be …', field: 'timeout', maxTimeoutS: 0.5 } },
       TIMEOUT,
       { status: 200, body: MATCH },
     ];

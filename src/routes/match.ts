@@ -95,7 +95,7 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
 
   function timeoutMs(seconds: number | undefined): number {
     if (seconds === undefined) return matchTimeoutMs;
-    if (!(seconds > 0 && seconds <= maxTimeoutS)) throw new ApiError('invalid_timeout', [maxTimeoutS], 'timeout');
+    if (!(seconds > 0 && seconds <= maxTimeoutS)) throw new ApiError('invalid_timeout', [maxTimeoutS], 'timeout', { maxTimeoutS });
     return Math.max(1, Math.round(seconds * 1000));
   }
 

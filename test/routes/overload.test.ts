@@ -3,7 +3,7 @@ import { ask, eventually, json, startServer, TestClient, type TestServer } from 
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startServer({ MAX_EVENT_LOOP_DELAY_MS: '50' }, '127.0.0.1', { pressureSampleMs: 100 });
+  server = await startServer({ MAX_EVENT_LOOP_DELAY_MS: '50' }, '127.0.0.1', { pressureSampleMs: 300 });
 });
 afterAll(() => server.close());
 
@@ -23,11 +23,11 @@ describe('event-loop protection', () => {
       const waiting = ask(waiter.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } });
       await eventually(() => server.app.lobby.waiting === 1);
       // Connected beforehand: after the stall only the request itself has to arrive, well before
-      // the sampler's next look (100 ms) finds the loop healthy again.
+      // the sampler's next look (300 ms) finds the loop healthy again.
       expect((await ask(refused.client, server.origin, '/healthz')).status).toBe(200);
       // under-pressure takes the mean delay of the 10 ms samples since its last look (minus 10 ms): one
-      // stall must outweigh the ~10 quick samples of a 100 ms window to put the mean over 50 ms.
-      blockEventLoop(1000);
+      // stall must outweigh the ~30 quick samples of a 300 ms window to put the mean over 50 ms.
+      blockEventLoop(2000);
       await new Promise((resolve) => setTimeout(resolve, 20)); // the sampler runs after the stall
 
       const answer = await ask(refused.client, server.origin, '/?pool=busy', { headers: { accept: 'application/json' } });

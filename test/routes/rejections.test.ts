@@ -59,6 +59,7 @@ describe('bad query', () => {
         error: 'invalid_timeout',
         message: TIMEOUT_RULE,
         field: 'timeout',
+        maxTimeoutS: 60,
       });
     },
   );
@@ -108,6 +109,7 @@ describe('bad body', () => {
       error: 'invalid_timeout',
       message: TIMEOUT_RULE,
       field: 'timeout',
+      maxTimeoutS: 60,
     });
   });
 
