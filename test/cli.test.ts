@@ -4,26 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnServer } from './helpers/process.js';
+import { runNode, spawnServer, type Finished } from './helpers/process.js';
 import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `pairup ARGS` as the installed command would, to completion (stderr is not a terminal). */
-function pairup(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function pairup(args: string[]): Promise<Finished> {
+  return runNode(['--import', TSX, CLI, ...args]);
 }
 
 let server: TestServer;
@@ -129,16 +118,10 @@ describe('pairup serve', () => {
 
 describe('the package', () => {
   it('exports the client as pairup/client (the built dist/, as npm ci leaves it)', async () => {
-    const child = spawn(
-      process.execPath,
+    const { code, stdout, stderr } = await runNode(
       ['--input-type=module', '-e', "const m = await import('pairup/client'); console.log(Object.keys(m).sort().join(' '))"],
-      { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
+      fileURLToPath(new URL('..', import.meta.url)),
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect({ code, stdout, stderr }).toEqual({
       code: 0,
       stdout: 'DEFAULT_TIMEOUT_MS NoPeerError PairupError findPeer\n',

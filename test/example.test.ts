@@ -1,22 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { runNode, spawnServer, type Finished, type ServerProcess } from './helpers/process.js';
 import { testCertificate } from './helpers/server.js';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/udp-handshake.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
-function runExample(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', TSX, EXAMPLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function runExample(args: string[]): Promise<Finished> {
+  return runNode(['--import', TSX, EXAMPLE, ...args]);
 }
 
 let dir: string;
