@@ -7,9 +7,9 @@ import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client.js';
 
-export const EXIT_MATCHED = 0;
-export const EXIT_ERROR = 1;
-export const EXIT_NO_PEER = 2;
+const EXIT_MATCHED = 0;
+const EXIT_ERROR = 1;
+const EXIT_NO_PEER = 2;
 
 const USAGE = `usage:
   pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]

@@ -10,11 +10,11 @@ import type { TLSSocket } from 'node:tls';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LobbyObserver, Outcome, Refusal, Room, Ticket } from './lobby.js';
 
-export const OTHER_POOLS = 'other';
-export const CODE_LABEL = '(code)';
+const OTHER_POOLS = 'other';
+const CODE_LABEL = '(code)';
 
 /** How each ending is counted in pairup_outcomes_total. */
-export const OUTCOME_LABELS = ['matched', 'timeout', 'aborted', 'rejected', 'shutdown'] as const;
+const OUTCOME_LABELS = ['matched', 'timeout', 'aborted', 'rejected', 'shutdown'] as const;
 type OutcomeLabel = (typeof OUTCOME_LABELS)[number];
 const LABEL_OF: Readonly<Record<Outcome['kind'], OutcomeLabel>> = {
   matched: 'matched',
@@ -44,6 +44,8 @@ export class Metrics implements LobbyObserver {
   readonly registry = new Registry();
   readonly #maxPools: number;
   readonly #pools = new Map<string, PoolStats>();
+  /** Pools that have a label of their own so far (at most maxPools). */
+  #labelledPools = 0;
   readonly #byStatus = new Map<number, number>();
   readonly #connections = { h1: 0, h2: 0 };
   readonly #waitSeconds: Histogram<'pool'>;
@@ -178,10 +180,11 @@ export class Metrics implements LobbyObserver {
     const label = room.kind === 'code' ? CODE_LABEL : room.name;
     const known = this.#pools.get(label);
     if (known !== undefined) return known;
-    const counted = this.#pools.size - (this.#pools.has(OTHER_POOLS) ? 1 : 0) - (this.#pools.has(CODE_LABEL) ? 1 : 0);
-    const name = label === CODE_LABEL || counted < this.#maxPools ? label : OTHER_POOLS;
+    const ownLabel = label === CODE_LABEL || this.#labelledPools < this.#maxPools;
+    const name = ownLabel ? label : OTHER_POOLS;
     const existing = this.#pools.get(name);
     if (existing !== undefined) return existing;
+    if (ownLabel && label !== CODE_LABEL) this.#labelledPools++;
     const stats: PoolStats = {
       waiting: 0,
       matches: 0,

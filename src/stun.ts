@@ -8,8 +8,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 
-export const MAGIC_COOKIE = 0x2112a442;
-export const HEADER_BYTES = 20;
+const MAGIC_COOKIE = 0x2112a442;
+const HEADER_BYTES = 20;
 const BINDING_REQUEST = 0x0001;
 const BINDING_SUCCESS = 0x0101;
 const XOR_MAPPED_ADDRESS = 0x0020;
@@ -21,7 +21,7 @@ const FAMILY_IPV6 = 0x02;
  * a 20-byte header with the magic cookie, a length that is a multiple of 4 and matches the datagram,
  * and attributes that exactly fill it (their contents are not needed to answer).
  */
-export function bindingTransaction(message: Buffer): Buffer | undefined {
+function bindingTransaction(message: Buffer): Buffer | undefined {
   if (message.length < HEADER_BYTES) return undefined;
   if (message.readUInt16BE(0) !== BINDING_REQUEST) return undefined; // also checks the two zero bits
   const length = message.readUInt16BE(2);

@@ -10,7 +10,7 @@ import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js'
 export const DEFAULT_POOL = 'default';
 export const POOL_PATTERN = '^[A-Za-z0-9._~-]{1,64}$';
 /** Rendezvous codes: the same characters as pools, in a namespace of their own. */
-export const CODE_PATTERN = POOL_PATTERN;
+const CODE_PATTERN = POOL_PATTERN;
 /** Decimal seconds, as people type them: `30`, `2.5`. */
 const TIMEOUT_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,9})?$';
 export const META_MAX_BYTES = 2048;
