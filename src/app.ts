@@ -1,13 +1,13 @@
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
 import type { Http2SecureServer } from 'node:http2';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import underPressure from '@fastify/under-pressure';
 import type { DestinationStream } from 'pino';
 import proxyAddr from 'proxy-addr';
 import { SECURE_CONTEXT_OPTIONS } from './certificates.js';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
 import { guardConnections } from './connection-guards.js';
+import { watchEventLoop } from './overload.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { Lobby, type Ticket } from './lobby.js';
 import { Matchmaker } from './matchmaker.js';
@@ -91,7 +91,7 @@ function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((a
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
-  guardConnections(app.server, config, app.log);
+  const guards = guardConnections(app.server, config, app.log);
   if (config.proxyProtocol) {
     const trust = config.trustProxy;
     const trusted = trust === true ? () => true : proxyAddr.compile(typeof trust === 'object' ? [...trust] : []);
@@ -119,9 +119,11 @@ export function buildApp(config: Config, options: AppOptions): App {
   // Refuses new requests (503 overloaded, through the error handler) while the event loop lags;
   // requests already waiting keep their place and are answered as usual.
   if (config.maxEventLoopDelayMs > 0) {
-    void app.register(underPressure, {
-      maxEventLoopDelay: config.maxEventLoopDelayMs,
-      sampleInterval: options.pressureSampleMs ?? 1000,
+    const loop = watchEventLoop(config.maxEventLoopDelayMs, options.pressureSampleMs ?? 1000);
+    app.addHook('onRequest', (_request, _reply, done) => done(loop.overloaded ? new ApiError('overloaded') : undefined));
+    app.addHook('onClose', (_instance, done) => {
+      loop.stop();
+      done();
     });
   }
   app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000 }));
@@ -141,6 +143,7 @@ export function buildApp(config: Config, options: AppOptions): App {
     const answered = lobby.close();
     app.log.info({ waiters: answered }, 'shutting down: answered every waiter');
     await matchRoutes.shutdownAnswers();
+    guards.endUnfinished();
   });
   return app;
 }

@@ -1,54 +1,166 @@
-import type { Http2SecureServer } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as h2, type Http2SecureServer, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 
+type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs' | 'maxStreamsPerConnection'>;
+
+/** What shutdown needs from the guards. */
+export interface ConnectionGuards {
+  /**
+   * Ends every request whose body has not fully arrived: nobody waits on it, and it would hold
+   * the server's close until its own deadline. Waiters are answered before this is called.
+   */
+  endUnfinished(): void;
+}
+
 /**
- * What the server does to connections before any request: cut slow and silent ones, probe for
- * clients that vanished without closing, and log failed handshakes quietly.
+ * What the server does to connections around their requests: cut slow, silent and idle ones, bound
+ * what one HTTP/1.1 connection may queue, probe for clients that vanished without closing, and log
+ * failed handshakes quietly. No connection outlives its purpose: each is either waiting for an
+ * answer, sending a request, or closed within a deadline.
  */
-export function guardConnections(
-  server: Http2SecureServer,
-  config: Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs'>,
-  log: FastifyBaseLogger,
-): void {
-  limitSlowClients(server, config.headersTimeoutMs, config.idleTimeoutMs);
+export function guardConnections(server: Http2SecureServer, config: GuardConfig, log: FastifyBaseLogger): ConnectionGuards {
+  const unfinished = new Unfinished();
+  limitHttp1(server, config, unfinished);
+  limitHttp2(server, config, unfinished);
   if (config.keepaliveMs > 0) probeSilentClients(server, config.keepaliveMs);
   // Plain HTTP on the TLS port, old protocol versions, scanners: the client's problem, not ours.
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
     log.debug({ code: error.code, remote: socket.remoteAddress }, 'TLS handshake failed');
   });
+  return { endUnfinished: () => unfinished.end() };
+}
+
+/** Requests whose bodies are still arriving, each with what ends it. */
+class Unfinished {
+  readonly #ends = new Set<() => void>();
+
+  /** Tracks one request until `done` is called; `end` aborts it at shutdown. Returns `done`. */
+  track(end: () => void): () => void {
+    this.#ends.add(end);
+    return () => this.#ends.delete(end);
+  }
+
+  end(): void {
+    for (const end of [...this.#ends]) end();
+    this.#ends.clear();
+  }
 }
 
 /**
- * Slowloris: Node's HTTP/1.1 handling in an allowHTTP1 server cuts a connection whose request headers
- * take longer than `headersTimeout` (counted from the connection's start for its first request),
- * answering 408 through the client-error handler. A request that has fully arrived is never cut,
- * however long it then waits for a partner. Connections are checked every
- * `connectionsCheckingInterval`, read when the server starts listening: 30 s by default, too coarse.
+ * HTTP/1.1 in an allowHTTP1 server. Node handles slowloris here: a connection whose request headers
+ * take longer than `headersTimeout` (counted from the connection's start for its first request), or
+ * whose whole request (headers and body) takes longer than `requestTimeout`, is answered 408 through
+ * the client-error handler and closed. A request that has fully arrived is never cut, however long
+ * it then waits for a partner. Connections are checked every `connectionsCheckingInterval`, read
+ * when the server starts listening: 30 s by default, too coarse. A keep-alive connection idle after
+ * its answer is closed after `keepAliveTimeout`; none of these are set for an HTTP/2 server by
+ * Fastify, so they are set here.
  *
- * Silent connections: one that has sent nothing (HTTP/1.1) or opened no stream (HTTP/2, which has no
- * headers timer) `idleTimeoutMs` after its TLS handshake is closed.
+ * Silent connections: one that has sent nothing `idleTimeoutMs` after its TLS handshake is closed.
+ *
+ * Pipelining: Node parses every request a client sends ahead and queues their answers in order, and
+ * each queued request costs about 2 KB; closing a connection is quadratic in what it queued. Once
+ * `maxStreamsPerConnection` requests wait behind the one being answered, the connection is not read
+ * until answers go out (what was already read, at most one chunk, is still parsed).
  */
-function limitSlowClients(server: Http2SecureServer, headersTimeoutMs: number, idleTimeoutMs: number): void {
-  const http1 = server as Http2SecureServer & { headersTimeout: number; connectionsCheckingInterval: number };
-  http1.headersTimeout = headersTimeoutMs;
-  http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
+function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: Unfinished): void {
+  const http1 = server as Http2SecureServer & {
+    headersTimeout: number;
+    requestTimeout: number;
+    keepAliveTimeout: number;
+    connectionsCheckingInterval: number;
+  };
+  http1.headersTimeout = config.headersTimeoutMs;
+  http1.requestTimeout = config.headersTimeoutMs;
+  http1.keepAliveTimeout = config.idleTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(config.headersTimeoutMs / 4)));
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') return; // its session is timed below
-    const silent = setTimeout(() => socket.destroy(), idleTimeoutMs);
+    const silent = setTimeout(() => socket.destroy(), config.idleTimeoutMs);
     silent.unref();
     const spoke = (): void => clearTimeout(silent);
     socket.once('data', spoke);
     socket.once('close', spoke);
   });
-  server.on('session', (session) => {
-    const silent = setTimeout(() => session.destroy(), idleTimeoutMs);
-    silent.unref();
-    const spoke = (): void => clearTimeout(silent);
-    session.once('stream', spoke);
-    session.once('close', spoke);
+
+  const queued = new WeakMap<Socket, { count: number; paused: boolean }>();
+  const limit = config.maxStreamsPerConnection;
+  server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
+    if (raw.httpVersionMajor !== 1) return;
+    const socket = raw.socket;
+    if (hasBody(raw)) {
+      // Node's requestTimeout cuts a body that is too slow; at shutdown nobody waits for it.
+      const done = unfinished.track(() => socket.destroy());
+      raw.once('end', done).once('close', done);
+    }
+    if (res.socket !== null) return; // answered in turn, not queued behind another
+    let state = queued.get(socket);
+    if (state === undefined) queued.set(socket, (state = { count: 0, paused: false }));
+    const own = state;
+    if (++own.count >= limit && !own.paused) {
+      own.paused = true;
+      socket.pause();
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (--own.count < limit && own.paused) {
+        own.paused = false;
+        // Node pauses a connection itself while its answers cannot be written out, and resumes it
+        // when they can: not ours to resume then.
+        if ((socket as Socket & { _paused?: boolean })._paused !== true) socket.resume();
+      }
+    };
+    res.once('finish', release).once('close', release);
+  });
+}
+
+function hasBody(raw: IncomingMessage): boolean {
+  const length = raw.headers['content-length'];
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * HTTP/2, which has neither Node's headers timer nor its keep-alive timer:
+ * - a session with no open stream for `idleTimeoutMs` (from its start, or since its last stream
+ *   ended) is closed;
+ * - a stream whose body has not fully arrived `headersTimeoutMs` after its headers is reset
+ *   (CANCEL): it is neither waiting for a partner nor sending anything.
+ * The session's own timeout (Fastify's http2SessionTimeout) cannot do either: it counts any frame,
+ * our keep-alive PINGs included, as activity, and its graceful close waits for every open stream.
+ */
+function limitHttp2(server: Http2SecureServer, config: GuardConfig, unfinished: Unfinished): void {
+  server.on('session', (session: Http2Session) => {
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const startIdle = (): void => {
+      idle = setTimeout(() => session.close(), config.idleTimeoutMs);
+      idle.unref();
+    };
+    startIdle();
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      if (open++ === 0) clearTimeout(idle);
+      stream.once('close', () => {
+        if (--open === 0 && !session.closed && !session.destroyed) startIdle();
+      });
+      if (stream.endAfterHeaders) return;
+      const cancel = (): void => {
+        if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+      };
+      const late = setTimeout(cancel, config.headersTimeoutMs);
+      const done = unfinished.track(cancel);
+      const arrived = (): void => {
+        clearTimeout(late);
+        done();
+      };
+      stream.once('end', arrived).once('close', arrived);
+    });
+    session.once('close', () => clearTimeout(idle));
   });
 }
 

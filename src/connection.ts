@@ -1,6 +1,6 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** The raw request and response of either protocol, as Fastify hands them over. */
 export type RawRequest = IncomingMessage | Http2ServerRequest;
@@ -15,13 +15,22 @@ export function connectionOf(raw: RawRequest): object {
 }
 
 /**
+ * The connection an HTTP/1.1 response will be written to. A response queued behind an earlier
+ * pipelined request has no socket of its own until its turn (`res.socket` is null): that is not a
+ * client gone, its request's socket is the connection.
+ */
+function socketOf(res: ServerResponse): Socket | null {
+  return res.socket ?? res.req.socket;
+}
+
+/**
  * True once the client can no longer receive this response, including the window where its socket
  * or stream is destroyed but the 'close' event has not run yet.
  */
 export function responseGone(res: RawResponse): boolean {
   if (res.destroyed) return true;
   if ('stream' in res) return res.stream.destroyed || res.stream.closed;
-  const socket = res.socket;
+  const socket = socketOf(res);
   return socket === null || socket.destroyed;
 }
 
@@ -29,12 +38,39 @@ export function responseGone(res: RawResponse): boolean {
  * Watches for the client going away before its answer was written: the response's 'close' with
  * the response not ended. Listening on the response, not the socket, keeps keep-alive connections
  * free of accumulating listeners, and it fires for both GET and POST (a request's own 'close'
- * fires as soon as a POST body has been read).
+ * fires as soon as a POST body has been read). A pipelined response still queued behind another
+ * gets no 'close' of its own when the connection drops (Node only aborts its request), so it is
+ * told through its socket's one shared watcher.
  */
 export function watchResponse(res: RawResponse, onGone: () => void): () => void {
   const onClose = (): void => {
     if (!res.writableEnded) onGone();
   };
   res.on('close', onClose);
-  return () => res.off('close', onClose);
+  const queuedOn = 'stream' in res || res.socket !== null ? null : res.req.socket;
+  if (queuedOn === null) return () => res.off('close', onClose);
+  const unwatchSocket = onSocketClose(queuedOn, onClose);
+  return () => {
+    res.off('close', onClose);
+    unwatchSocket();
+  };
+}
+
+/** Callbacks waiting for a socket's close, behind one listener per socket however many there are. */
+const closeWatchers = new WeakMap<Socket, Set<() => void>>();
+
+function onSocketClose(socket: Socket, callback: () => void): () => void {
+  let watchers = closeWatchers.get(socket);
+  if (watchers === undefined) {
+    const created = new Set<() => void>();
+    watchers = created;
+    closeWatchers.set(socket, created);
+    socket.once('close', () => {
+      closeWatchers.delete(socket);
+      for (const watcher of created) watcher();
+    });
+  }
+  watchers.add(callback);
+  const own = watchers;
+  return () => own.delete(callback);
 }

@@ -34,8 +34,6 @@ export function toApiError(error: FastifyError | ApiError, request: AnyRequest, 
   if (error instanceof ApiError) return error;
   if (error.validation !== undefined) return fromValidation(error, context);
   switch (error.code) {
-    case 'FST_UNDER_PRESSURE':
-      return new ApiError('overloaded');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('body_too_large', [request.routeOptions.bodyLimit]);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -1,13 +1,14 @@
 import { createSocket } from 'node:dgram';
 import { request } from 'undici';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:tls';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
+import { connect, type TLSSocket } from 'node:tls';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
-import { ask, testCertificate, TestClient } from './helpers/server.js';
+import { freePort, runCommand, spawnServer, type ServerProcess } from './helpers/process.js';
+import { ask, json, testCertificate, TestClient } from './helpers/server.js';
 import { bindingRequest, exchange, readResponse } from './helpers/stun-client.js';
 
 let dir: string;
@@ -36,9 +37,18 @@ async function start(env: Record<string, string> = {}): Promise<{ proc: ServerPr
   return { proc, origin: `https://127.0.0.1:${port}`, cert };
 }
 
-/** A request whose body never finishes: it keeps the server's close() waiting. */
-function halfSentPost(origin: string, cert: string): Promise<void> {
+/** A request whose body never finishes: the server must not wait for it at shutdown. */
+function halfSentPost(origin: string, cert: string, protocol: 'h1' | 'h2'): Promise<void> {
   const { hostname, port } = new URL(origin);
+  if (protocol === 'h2') {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(origin, { ca: cert });
+      session.on('error', () => undefined).once('error', reject);
+      const stream = session.request({ ':method': 'POST', ':path': '/', 'content-type': 'application/json' }, { endStream: false });
+      stream.on('error', () => undefined);
+      stream.write('{', () => resolve());
+    });
+  }
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port), ca: cert, ALPNProtocols: ['http/1.1'] }, () => {
       socket.write('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
@@ -46,6 +56,22 @@ function halfSentPost(origin: string, cert: string): Promise<void> {
     });
     socket.on('error', () => undefined);
     socket.once('error', reject);
+  });
+}
+
+/**
+ * A waiter on an HTTP/2 session that grants the server no flow-control window: the server cannot
+ * send the body of its 503 at shutdown, so close() waits (until the grace) for a client that does
+ * not read. Resolves once the request is waiting.
+ */
+function unreadingWaiter(origin: string, cert: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(origin, { ca: cert, settings: { initialWindowSize: 0 } });
+    session.on('error', () => undefined).once('error', reject);
+    const stream = session.request({ ':path': '/?pool=unread' });
+    stream.on('error', () => undefined);
+    // The server's own PING answer tells that the request has been read.
+    stream.once('ready', () => setTimeout(resolve, 200));
   });
 }
 
@@ -175,12 +201,53 @@ describe('admin listener', () => {
     const adminPort = await freePort();
     const { proc, origin, cert } = await start({ ADMIN_PORT: String(adminPort), SHUTDOWN_GRACE_MS: '3000' });
     await proc.line(new RegExp(`^Server listening at http://127\\.0\\.0\\.1:${adminPort}$`));
-    await halfSentPost(origin, cert); // keeps close() waiting until the grace expires
+    await unreadingWaiter(origin, cert); // keeps close() waiting until the grace expires
     proc.child.kill('SIGTERM');
     await proc.line(/^shutting down$/);
     const ready = await request(`http://127.0.0.1:${adminPort}/readyz`);
     expect([ready.statusCode, await ready.body.text()]).toEqual([503, '{"status":"not ready"}']);
     expect(await proc.exit).toEqual({ code: 1, signal: null });
+  });
+});
+
+describe('file descriptors', () => {
+  it('refuses connections while out of file descriptors, keeps its waiters, and recovers', async () => {
+    const { proc, origin, cert } = await start({ STUN_PORT: '0', MAX_EVENT_LOOP_DELAY_MS: '1000' });
+    const pid = proc.child.pid ?? 0;
+    const waiter = new TestClient(origin, cert);
+    const partner = new TestClient(origin, cert);
+    const flood: TLSSocket[] = [];
+    try {
+      const waiting = ask(waiter.client, origin, '/?pool=descriptors', { headers: { accept: 'application/json' } });
+      await proc.line(/^Server listening/);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const open = (await readdir(`/proc/${pid}/fd`)).length;
+      const limit = open + 10;
+      expect((await runCommand('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`])).code).toBe(0);
+      const { hostname, port } = new URL(origin);
+      let refused = 0;
+      for (let i = 0; i < 60; i++) {
+        const socket = connect({ host: hostname, port: Number(port), ca: cert, ALPNProtocols: ['http/1.1'] }, () => {
+          socket.write(`GET /?pool=flood-${i} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+        });
+        socket.on('error', () => refused++);
+        flood.push(socket);
+      }
+      // Past several looks of the event-loop watch, the sampler that used to crash here.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(proc.child.exitCode).toBe(null);
+      expect(refused).toBeGreaterThan(0);
+      for (const socket of flood) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      const paired = json(await ask(partner.client, origin, '/?pool=descriptors', { headers: { accept: 'application/json' } }));
+      expect(paired.peer).toBe(`127.0.0.1:${waiter.localPort}`);
+      expect(json(await waiting).peer).toBe(`127.0.0.1:${partner.localPort}`);
+      expect(proc.stderr).toBe('');
+    } finally {
+      for (const socket of flood) socket.destroy();
+      await Promise.all([waiter.close(), partner.close()]);
+    }
   });
 });
 
@@ -241,7 +308,7 @@ describe('signals', () => {
 
   it('a second signal exits at once', async () => {
     const { proc, origin, cert } = await start({ SHUTDOWN_GRACE_MS: '60000' });
-    await halfSentPost(origin, cert);
+    await unreadingWaiter(origin, cert);
     proc.child.kill('SIGTERM');
     await proc.line(/^shutting down$/);
     const started = Date.now();
@@ -253,11 +320,20 @@ describe('signals', () => {
 
   it('exits 1 when closing takes longer than SHUTDOWN_GRACE_MS', async () => {
     const { proc, origin, cert } = await start({ SHUTDOWN_GRACE_MS: '300' });
-    await halfSentPost(origin, cert);
+    await unreadingWaiter(origin, cert);
     const started = Date.now();
     proc.child.kill('SIGTERM');
     expect(await proc.exit).toEqual({ code: 1, signal: null });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(proc.stdout.some((line) => line.includes('shutdown grace expired: exiting'))).toBe(true);
+  });
+
+  it.each(['h1', 'h2'] as const)('a request whose body never arrives does not hold up shutdown (%s)', async (protocol) => {
+    const { proc, origin, cert } = await start({ SHUTDOWN_GRACE_MS: '20000', HEADERS_TIMEOUT_MS: '20000' });
+    await halfSentPost(origin, cert, protocol);
+    const started = Date.now();
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 });

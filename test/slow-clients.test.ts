@@ -2,6 +2,7 @@
  * Slowloris clients are cut off after HEADERS_TIMEOUT_MS and silent connections after
  * IDLE_TIMEOUT_MS; a client legitimately long-polling for longer than either is not.
  */
+import http2 from 'node:http2';
 import { createConnection } from 'node:net';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +78,68 @@ describe('slow and silent clients', () => {
     });
     expect(afterMs).toBeGreaterThanOrEqual(290);
     expect(afterMs).toBeLessThan(1000);
+  });
+
+  it('closes a keep-alive connection idle after its answer (IDLE_TIMEOUT_MS plus Node\'s one-second margin)', async () => {
+    const closed = await tlsConnection((write) => {
+      write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      return () => undefined;
+    });
+    expect(closed.received.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(closed.received).toContain('Keep-Alive: timeout=0');
+    expect(closed.afterMs).toBeGreaterThanOrEqual(1290);
+    expect(closed.afterMs).toBeLessThan(2500);
+  });
+
+  it('answers 408 and closes an HTTP/1.1 request whose body does not arrive within HEADERS_TIMEOUT_MS', async () => {
+    const closed = await tlsConnection((write) => {
+      write('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+      return () => undefined;
+    });
+    expect(closed.afterMs).toBeGreaterThanOrEqual(590);
+    expect(closed.afterMs).toBeLessThan(2000);
+    const [head = '', body = ''] = closed.received.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    expect(JSON.parse(body)).toEqual({ error: 'request_timeout', message: 'the request was not received in time' });
+  });
+
+  it('resets an HTTP/2 stream whose body does not arrive within HEADERS_TIMEOUT_MS, then closes the idle session', async () => {
+    const session = http2.connect(server.origin, { ca: server.cert });
+    try {
+      const started = performance.now();
+      const stream = session.request({ ':method': 'POST', ':path': '/', 'content-type': 'application/json' }, { endStream: false });
+      stream.on('error', () => undefined);
+      stream.write('{"pool":');
+      const reset = await new Promise<{ afterMs: number; code: number }>((resolve) =>
+        stream.once('close', () => resolve({ afterMs: performance.now() - started, code: stream.rstCode })),
+      );
+      expect(reset.code).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(reset.afterMs).toBeGreaterThanOrEqual(590);
+      expect(reset.afterMs).toBeLessThan(1500);
+      // No stream left open: the session goes IDLE_TIMEOUT_MS later.
+      const sessionAfterMs = await new Promise<number>((resolve) => session.once('close', () => resolve(performance.now() - started)));
+      expect(sessionAfterMs - reset.afterMs).toBeGreaterThanOrEqual(250);
+      expect(sessionAfterMs - reset.afterMs).toBeLessThan(1000);
+      expect(server.app.lobby.waiting).toBe(0);
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it('closes an HTTP/2 session whose streams have all ended, IDLE_TIMEOUT_MS after the last', async () => {
+    const session = http2.connect(server.origin, { ca: server.cert });
+    try {
+      const answered = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/healthz' });
+        stream.on('error', reject).resume();
+        stream.once('close', () => resolve(performance.now()));
+      });
+      const closedAt = await new Promise<number>((resolve) => session.once('close', () => resolve(performance.now())));
+      expect(closedAt - answered).toBeGreaterThanOrEqual(250);
+      expect(closedAt - answered).toBeLessThan(1000);
+    } finally {
+      session.destroy();
+    }
   });
 
   it.each([

@@ -102,7 +102,12 @@ export interface Finished {
 
 /** Runs `node ARGS` to completion (stdin closed, stderr not a terminal) and collects what it printed. */
 export function runNode(args: readonly string[], cwd?: string): Promise<Finished> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }) });
+  return runCommand(process.execPath, args, cwd);
+}
+
+/** Runs a command to completion (stdin closed) and collects what it printed. */
+export function runCommand(command: string, args: readonly string[], cwd?: string): Promise<Finished> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }) });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -25,7 +25,7 @@ describe('event-loop protection', () => {
       // Connected beforehand: after the stall only the request itself has to arrive, well before
       // the sampler's next look (300 ms) finds the loop healthy again.
       expect((await ask(refused.client, server.origin, '/healthz')).status).toBe(200);
-      // under-pressure takes the mean delay of the 10 ms samples since its last look (minus 10 ms): one
+      // The server takes the mean delay of the 10 ms samples since its last look (minus 10 ms): one
       // stall must outweigh the ~30 quick samples of a 300 ms window to put the mean over 50 ms.
       blockEventLoop(2000);
       await new Promise((resolve) => setTimeout(resolve, 20)); // the sampler runs after the stall
