@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest, type Ro
 import type { Http2SecureServer } from 'node:http2';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
-import proxyAddr from 'proxy-addr';
+import { compileTrust } from './address.js';
 import { SECURE_CONTEXT_OPTIONS } from './certificates.js';
 import type { Config } from './config.js';
 import { ApiError } from './errors.js';
@@ -60,7 +60,8 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
     // No child logger per request (a pino child each time is measurable in the benchmark): the few
     // request-level lines (pairings, internal errors) name what they are about themselves.
     childLoggerFactory: (logger) => logger,
-    trustProxy: trustProxyOption(config.trustProxy),
+    // X-Forwarded-For is read by the match route itself (src/address.ts), only valid addresses.
+    trustProxy: false,
     // Waiters are answered in preClose; requests arriving after that get our own 503.
     return503OnClosing: false,
     // Needed for HTTP/2 sessions on Node 20: server.close() does not end them by itself.
@@ -82,19 +83,13 @@ export type App = ReturnType<typeof createInstance>;
 export type AnyRequest = FastifyRequest<RouteGenericInterface, Http2SecureServer>;
 export type AnyReply = FastifyReply<RouteGenericInterface, Http2SecureServer>;
 
-function trustProxyOption(trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
-  if (typeof trust === 'number') return (_address, hop) => hop < trust;
-  return typeof trust === 'boolean' ? trust : [...trust];
-}
-
 /** The server, ready to listen but not listening: only main.ts binds ports and handles signals. */
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
   const guards = guardConnections(app.server, config, app.log);
   if (config.proxyProtocol) {
-    const trust = config.trustProxy;
-    const trusted = trust === true ? () => true : proxyAddr.compile(typeof trust === 'object' ? [...trust] : []);
+    const trusted = compileTrust(config.trustProxy);
     acceptProxyProtocol(app.server, {
       trusted: (address) => trusted(address, 0),
       timeoutMs: config.idleTimeoutMs,

@@ -15,6 +15,8 @@ export interface Config {
   readonly maxWaiting: number;
   /** 0 turns the per-IP limit off. */
   readonly maxWaitingPerIp: number;
+  /** MAX_WAITING_PER_IP counts IPv6 clients by their network of this many bits (128: each address). */
+  readonly ipv6PrefixBits: number;
   /** How long a rendezvous code that made a match is refused to everyone. */
   readonly codeTtlMs: number;
   /**
@@ -65,6 +67,7 @@ export const ENV_KEYS = {
   MATCH_TIMEOUT_MS: '60000',
   MAX_WAITING: '100000',
   MAX_WAITING_PER_IP: '64',
+  IPV6_PREFIX_BITS: '64',
   CODE_TTL_MS: '600000',
   STUN_PORT: '',
   SHUTDOWN_GRACE_MS: '10000',
@@ -125,6 +128,7 @@ export function loadConfig(env: Env): Config {
     matchTimeoutMs: integer('MATCH_TIMEOUT_MS', get('MATCH_TIMEOUT_MS'), 1, DAY_MS),
     maxWaiting: integer('MAX_WAITING', get('MAX_WAITING'), 1, 10_000_000),
     maxWaitingPerIp: integer('MAX_WAITING_PER_IP', get('MAX_WAITING_PER_IP'), 0, 10_000_000),
+    ipv6PrefixBits: integer('IPV6_PREFIX_BITS', get('IPV6_PREFIX_BITS'), 16, 128),
     codeTtlMs: integer('CODE_TTL_MS', get('CODE_TTL_MS'), 1, DAY_MS),
     stunPort: get('STUN_PORT') === '' ? 'same' : integer('STUN_PORT', get('STUN_PORT'), 0, 65_535),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', get('SHUTDOWN_GRACE_MS'), 0, DAY_MS),

@@ -1,4 +1,5 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
+import type { AddressSource } from './address.js';
 import type { MatchQueue, Slot, Verdict } from './matchmaker.js';
 
 /**
@@ -36,7 +37,7 @@ export const MAX_REMEMBERED_CODES = 1_000_000;
 /** What a client is asking for, as the route has validated it. */
 export interface JoinRequest {
   readonly room: Room;
-  /** Normalised client IP, what MAX_WAITING_PER_IP counts. */
+  /** What MAX_WAITING_PER_IP counts: the client's IP, or its IPv6 network (src/address.ts limitKey). */
   readonly ip: string;
   /** Observed address as shown to the partner (`host:port`). */
   readonly address: string;
@@ -72,8 +73,6 @@ export type Outcome =
   | { readonly kind: 'shutdown' };
 
 export type Refusal = 'closing' | 'full' | 'ip_limit' | 'code_used' | 'code_taken';
-
-export type AddressSource = 'socket' | 'x-forwarded-for';
 
 export interface Limits {
   readonly maxWaiting: number;

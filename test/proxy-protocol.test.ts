@@ -134,9 +134,9 @@ function throughBalancer(port: number, header: Buffer, alpn: string): Promise<TL
 }
 
 /** One HTTP/1.1 request on a fresh proxied connection; the whole answer. */
-async function h1Request(port: number, header: Buffer, path: string): Promise<{ status: number; body: string }> {
+async function h1Request(port: number, header: Buffer, path: string, extra = ''): Promise<{ status: number; body: string }> {
   const tls = await throughBalancer(port, header, 'http/1.1');
-  tls.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n`);
+  tls.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n${extra}\r\n`);
   let text = '';
   for await (const chunk of tls) text += String(chunk);
   const [head = '', body = ''] = text.split('\r\n\r\n');
@@ -229,6 +229,31 @@ describe('PROXY_PROTOCOL=on', () => {
     const answer = await h1Request(server.port, v1('PROXY TCP4 203.0.113.7 192.0.2.1 1 2'), '/healthz');
     expect(answer.status).toBe(200);
     expect(server.warnings()).toEqual([]);
+  });
+});
+
+describe('PROXY_PROTOCOL=on with X-Forwarded-For', () => {
+  it.each([
+    ['true', 'every address is trusted'],
+    ['127.0.0.1,203.0.113.0/24', 'the client’s own address is in the list'],
+  ])('never believes a client’s own X-Forwarded-For (TRUST_PROXY=%s: %s)', async (trust) => {
+    const server = await startServer({ PROXY_PROTOCOL: 'on', TRUST_PROXY: trust });
+    try {
+      const forged = 'X-Forwarded-For: 6.6.6.6\r\n';
+      const first = h1Request(server.port, v1('PROXY TCP4 203.0.113.7 192.0.2.1 40001 443'), '/?pool=forged', forged);
+      await eventually(() => server.app.lobby.waiting === 1, 2000, 'the first to wait');
+      const second = await h1Request(server.port, v1('PROXY TCP4 198.51.100.8 192.0.2.1 40002 443'), '/?pool=forged', forged);
+      const answers = [await first, second].map((a) => {
+        const body = JSON.parse(a.body) as Record<string, unknown>;
+        return [a.status, body.self, body.peer, body.via, body.portIsSource];
+      });
+      expect(answers).toEqual([
+        [200, '203.0.113.7:40001', '198.51.100.8:40002', 'socket', true],
+        [200, '198.51.100.8:40002', '203.0.113.7:40001', 'socket', true],
+      ]);
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { AnyReply, AnyRequest, App } from '../app.js';
-import { formatAddress, normalizeIp } from '../address.js';
+import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../address.js';
 import { connectionOf, responseGone, watchResponse, type RawResponse } from '../connection.js';
 import { ApiError, errors, type ErrorCode } from '../errors.js';
 import { sendError } from '../error-handler.js';
@@ -77,6 +77,12 @@ const REFUSALS: Readonly<Record<Refusal, ErrorCode>> = {
 
 export interface MatchRouteOptions {
   readonly lobby: Lobby;
+  /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY). */
+  readonly trustProxy: ProxyTrust;
+  /** With PROXY protocol the connection's address is already the client's: X-Forwarded-For is never read. */
+  readonly proxyProtocol: boolean;
+  /** IPv6 clients are counted for MAX_WAITING_PER_IP by their network of this many bits. */
+  readonly ipv6PrefixBits: number;
   readonly matchTimeoutMs: number;
   readonly maxWaiting: number;
   readonly maxWaitingPerIp: number;
@@ -89,7 +95,8 @@ export interface MatchRoutes {
 
 /** `GET /` and `POST /`: wait for a partner in a pool, answer with its address. */
 export function registerMatchRoutes(app: App, options: MatchRouteOptions): MatchRoutes {
-  const { lobby, matchTimeoutMs } = options;
+  const { lobby, matchTimeoutMs, ipv6PrefixBits } = options;
+  const clientAddress = clientAddressOf(options.proxyProtocol ? false : options.trustProxy);
   const maxTimeoutS = matchTimeoutMs / 1000;
   const shutdownWrites: Promise<void>[] = [];
 
@@ -120,12 +127,10 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     const res = reply.raw;
     // A client that left while its body was read is not queued: nobody could be told of the match.
     if (responseGone(res)) return reply.hijack();
-    const ip = normalizeIp(request.ip);
-    // request.ip differs from the socket's address only when a trusted proxy named the client.
-    const via = ip === normalizeIp(request.socket.remoteAddress ?? '') ? 'socket' : 'x-forwarded-for';
+    const { ip, via } = clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
     const joined = lobby.join({
       room: wanted.room,
-      ip,
+      ip: limitKey(ip, ipv6PrefixBits),
       address: formatAddress(ip, request.socket.remotePort ?? 0),
       via,
       connection: connectionOf(request.raw),
