@@ -5,7 +5,7 @@ import type { DestinationStream } from 'pino';
 import { compileTrust } from './address.js';
 import { SECURE_CONTEXT_OPTIONS } from './certificates.js';
 import type { Config } from './config.js';
-import { ApiError } from './errors.js';
+import { ApiError, MAX_HEADER_BYTES } from './errors.js';
 import { guardConnections } from './connection-guards.js';
 import { watchEventLoop } from './overload.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
@@ -49,7 +49,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
       ...SECURE_CONTEXT_OPTIONS,
       handshakeTimeout: config.idleTimeoutMs,
       // Each stream can be a waiter: bound what one connection can hold (Node's default is 2^32-1).
-      settings: { maxConcurrentStreams: config.maxStreamsPerConnection },
+      settings: { maxConcurrentStreams: config.maxStreamsPerConnection, maxHeaderListSize: MAX_HEADER_BYTES },
     },
     logger: {
       level: config.logLevel,
@@ -107,9 +107,13 @@ export function buildApp(config: Config, options: AppOptions): App {
     });
   }
 
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     void reply.headers(security);
-    done();
+    // HTTP/1.1 headers are bounded by Node's parser (MAX_HEADER_BYTES); HTTP/2's advertised limit
+    // binds only once the client has acknowledged it, so a first flight of requests is checked here.
+    const raw = request.raw;
+    if (raw.httpVersionMajor === 2 && headerListBytes(raw.rawHeaders) > MAX_HEADER_BYTES) done(new ApiError('headers_too_large'));
+    else done();
   });
   // Refuses new requests (503 overloaded, through the error handler) while the event loop lags;
   // requests already waiting keep their place and are answered as usual.
@@ -121,6 +125,8 @@ export function buildApp(config: Config, options: AppOptions): App {
       done();
     });
   }
+  // Fastify parses text/plain bodies too; pairup takes JSON only (415 for anything else).
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000 }));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';
@@ -141,6 +147,13 @@ export function buildApp(config: Config, options: AppOptions): App {
     guards.endUnfinished();
   });
   return app;
+}
+
+/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: each name and value, plus 32. */
+function headerListBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const field of rawHeaders) bytes += field.length + 16;
+  return bytes;
 }
 
 /** 405 with an Allow header for every other method on a known path. */

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
+import { MAX_HEADER_BYTES } from './errors.js';
 
 type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs' | 'maxStreamsPerConnection'>;
 
@@ -72,8 +73,10 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     headersTimeout: number;
     requestTimeout: number;
     keepAliveTimeout: number;
+    maxHeaderSize: number;
     connectionsCheckingInterval: number;
   };
+  http1.maxHeaderSize = MAX_HEADER_BYTES; // Node's default, made explicit: the README promises it
   http1.headersTimeout = config.headersTimeoutMs;
   http1.requestTimeout = config.headersTimeoutMs;
   http1.keepAliveTimeout = config.idleTimeoutMs;

@@ -59,7 +59,8 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
   const params = first.params;
   if (first.keyword === 'additionalProperties') {
     const field = String(params['additionalProperty']);
-    return new ApiError('unknown_field', [JSON.stringify(field)], field);
+    const code = error.validationContext === 'querystring' ? 'unknown_parameter' : 'unknown_field';
+    return new ApiError(code, [JSON.stringify(field)], field);
   }
   const field = first.instancePath.split('/')[1];
   switch (field) {

@@ -16,6 +16,9 @@ function def<const C extends string>(code: C, status: number, message: string, r
   return Object.freeze({ code, status, message, ...(retryAfterS === undefined ? {} : { retryAfterS }) });
 }
 
+/** The most request headers may take, over HTTP/1.1 and HTTP/2 alike (431 beyond). */
+export const MAX_HEADER_BYTES = 16_384;
+
 export const errors = Object.freeze({
   invalid_pool: def('invalid_pool', 400, 'pool must match ^[A-Za-z0-9._~-]{1,64}$'),
   invalid_code: def('invalid_code', 400, 'code must match ^[A-Za-z0-9._~-]{1,64}$'),
@@ -29,6 +32,8 @@ export const errors = Object.freeze({
   meta_too_large: def('meta_too_large', 400, 'meta must be at most %s bytes serialised as JSON, got %s'),
   invalid_body: def('invalid_body', 400, 'body must be a JSON object with optional pool or code, timeout and meta'),
   unknown_field: def('unknown_field', 400, 'body has unknown field %s; allowed: pool, code, timeout, meta'),
+  unknown_parameter: def('unknown_parameter', 400, 'unknown query parameter %s; allowed: pool, code, timeout'),
+  query_not_allowed: def('query_not_allowed', 400, 'POST / takes its parameters in the JSON body, not the query string: got %s'),
   invalid_json: def('invalid_json', 400, 'body is not valid JSON: %s'),
   body_too_large: def('body_too_large', 400, 'body must be at most %s bytes'),
   invalid_request: def('invalid_request', 400, '%s'),

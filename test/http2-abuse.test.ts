@@ -122,3 +122,43 @@ describe('HTTP/2 abuse', () => {
     expect(server.warnings()).toEqual([]);
   });
 });
+
+describe('HTTP/2 header size', () => {
+  /** One request with an `x-big` header of `size` bytes; its status, or the stream's error code. */
+  function bigHeaderRequest(s: ClientHttp2Session, size: number): Promise<{ status: number; body: string } | { error: string }> {
+    return new Promise((resolve) => {
+      const stream = s.request({ ':path': '/?pool=big-headers&timeout=0.2', accept: 'application/json', 'x-big': 'a'.repeat(size) });
+      let status = 0;
+      let body = '';
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', (error: Error & { code?: string }) => resolve({ error: error.code ?? error.message }));
+    });
+  }
+
+  it('answers 431 to headers over 16 KiB sent before the client acknowledged the limit', async () => {
+    // Requests in the client's first flight arrive before its SETTINGS acknowledgement.
+    const s = connect(server.origin, { ca: server.cert });
+    try {
+      const [small, big] = await Promise.all([bigHeaderRequest(s, 15_000), bigHeaderRequest(s, 20_000)]);
+      expect(small).toEqual({ status: 408, body: expect.stringContaining('"error":"timeout"') as unknown });
+      expect(big).toEqual({ status: 431, body: '{"error":"headers_too_large","message":"request headers are too large"}' });
+    } finally {
+      s.destroy();
+    }
+  });
+
+  it('advertises the limit, so that bigger header lists are refused afterwards without being held', async () => {
+    const s = await session();
+    try {
+      expect(s.remoteSettings.maxHeaderListSize).toBe(16_384);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the acknowledgement reaches the server
+      expect(await bigHeaderRequest(s, 20_000)).toEqual({ error: 'ERR_HTTP2_STREAM_ERROR' });
+      expect(server.app.lobby.waiting).toBe(0);
+      expect((await timedHealth()).status).toBe(200);
+    } finally {
+      s.destroy();
+    }
+  });
+});

@@ -21,11 +21,15 @@ const Pool = Type.String({ pattern: POOL_PATTERN });
 const Code = Type.String({ pattern: CODE_PATTERN });
 const Meta = Type.Record(Type.String(), Type.Unknown());
 
-const Query = Type.Object({
-  pool: Type.Optional(Pool),
-  code: Type.Optional(Code),
-  timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
-});
+const Query = Type.Object(
+  {
+    pool: Type.Optional(Pool),
+    code: Type.Optional(Code),
+    timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
+  },
+  // A misspelt parameter (`?Pool=chess`) must not wait in the default pool with strangers.
+  { additionalProperties: false },
+);
 
 const Body = Type.Object(
   {
@@ -215,8 +219,11 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     method: 'POST',
     url: '/',
     bodyLimit: BODY_LIMIT_BYTES,
-    // An empty POST (curl -X POST) asks with every default.
     preValidation: (request, _reply, done) => {
+      // `POST /?timeout=0.2` would otherwise wait the default time: say where parameters go.
+      const names = Object.keys(request.query as object);
+      if (names.length > 0) return done(new ApiError('query_not_allowed', [names.map((name) => JSON.stringify(name)).join(', ')]));
+      // An empty POST (curl -X POST) asks with every default.
       const parsed = request as { body?: unknown };
       if (parsed.body === undefined) parsed.body = {};
       done();

@@ -46,6 +46,18 @@ describe('bad query', () => {
     await expectError(call(path), 400, { error: 'invalid_pool', message: POOL_RULE, field: 'pool' });
   });
 
+  it.each([
+    ['/?Pool=chess', 'Pool'],
+    ['/?pool=chess&tiemout=5', 'tiemout'],
+    ['/?meta=x', 'meta'],
+  ])('refuses %s, naming the unknown parameter', async (path, name) => {
+    await expectError(call(path), 400, {
+      error: 'unknown_parameter',
+      message: `unknown query parameter "${name}"; allowed: pool, code, timeout`,
+      field: name,
+    });
+  });
+
   it('accepts a pool of exactly 64 allowed characters', async () => {
     const pool = 'A-z0.9_~'.repeat(8);
     const answer = await call(`/?pool=${pool}&timeout=0.05`, { headers: { accept: 'application/json' } });
@@ -152,6 +164,24 @@ describe('bad body', () => {
     await expectError(post('pool=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415, {
       error: 'unsupported_media_type',
       message: 'Content-Type must be application/json, got application/x-www-form-urlencoded',
+    });
+  });
+
+  it.each([
+    ['text/plain', '{"pool":"x"}'],
+    ['text/plain; charset=utf-8', '{}'],
+    ['application/octet-stream', '{}'],
+  ])('refuses a JSON body sent as %s with 415, like any other type that is not JSON', async (type, body) => {
+    await expectError(post(body, { 'content-type': type }), 415, {
+      error: 'unsupported_media_type',
+      message: `Content-Type must be application/json, got ${type}`,
+    });
+  });
+
+  it('refuses a query string on POST, saying the parameters go in the body', async () => {
+    await expectError(call('/?timeout=0.2&pool=x', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), 400, {
+      error: 'query_not_allowed',
+      message: 'POST / takes its parameters in the JSON body, not the query string: got "timeout", "pool"',
     });
   });
 
