@@ -6,7 +6,7 @@
  * the certificate) is refused with one log line, and the previous certificate keeps serving.
  */
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
@@ -30,6 +30,47 @@ export interface CertificateReloader {
   close(): void;
 }
 
+/** A certificate and key that would not serve, and which of the two variables is at fault. */
+export class CertificateError extends Error {
+  constructor(
+    readonly variable: 'TLS_CERT' | 'TLS_KEY',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CertificateError';
+  }
+}
+
+/**
+ * Throws a {@link CertificateError} unless `cert` and `key` would serve together. OpenSSL keeps one
+ * certificate and key per key type, so a key of another type than the certificate's (an RSA key with
+ * an EC certificate) loads without complaint and fails every handshake: the pair is checked here.
+ */
+export function checkCertificatePair(cert: string, key: string): void {
+  let x509: X509Certificate;
+  let privateKey: KeyObject;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (error) {
+    throw new CertificateError('TLS_CERT', `is not a PEM certificate (${(error as Error).message})`);
+  }
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw new CertificateError('TLS_KEY', `is not a PEM private key (${(error as Error).message})`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    const [keyType, certType] = [privateKey, x509.publicKey].map((k) => (k.asymmetricKeyType ?? 'unknown').toUpperCase());
+    const why = keyType === certType ? `another ${keyType} key` : `an ${keyType} key for an ${certType} certificate`;
+    throw new CertificateError('TLS_KEY', `does not belong to the certificate in TLS_CERT (${why})`);
+  }
+  try {
+    createSecureContext({ cert, key, ...SECURE_CONTEXT_OPTIONS });
+  } catch (error) {
+    throw new CertificateError('TLS_CERT', `cannot be served with TLS_KEY (${(error as Error).message})`);
+  }
+}
+
 /** When a PEM certificate expires, in seconds since the epoch. */
 export function expiryOf(cert: string | Buffer): number {
   return Math.floor(Date.parse(new X509Certificate(cert).validTo) / 1000);
@@ -48,8 +89,7 @@ export function reloadCertificates(
   async function load(reason: string): Promise<boolean> {
     try {
       const [cert, key] = await Promise.all([readFile(files.certFile, 'utf8'), readFile(files.keyFile, 'utf8')]);
-      // Throws for anything that would not serve: not PEM, no key, key not matching the certificate.
-      createSecureContext({ cert, key, ...SECURE_CONTEXT_OPTIONS });
+      checkCertificatePair(cert, key);
       server.setSecureContext({ cert, key, ...SECURE_CONTEXT_OPTIONS });
       const x509 = new X509Certificate(cert);
       log.info(
@@ -59,9 +99,10 @@ export function reloadCertificates(
       onReloaded(cert);
       return true;
     } catch (error) {
+      const message = error instanceof CertificateError ? `${error.variable} ${error.message}` : (error as Error).message;
       log.error(
-        { reason, cert: files.certFile, key: files.keyFile, error: (error as Error).message },
-        `certificate reload refused (${(error as Error).message}); still serving the previous certificate`,
+        { reason, cert: files.certFile, key: files.keyFile, error: message },
+        `certificate reload refused (${message}); still serving the previous certificate`,
       );
       return false;
     }

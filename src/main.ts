@@ -7,7 +7,7 @@ import dotenv from 'dotenv';
 import pino from 'pino';
 import { buildAdmin } from './admin.js';
 import { buildApp, type TlsMaterial } from './app.js';
-import { expiryOf, reloadCertificates } from './certificates.js';
+import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './certificates.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ensureDevCertificate } from './dev-certificate.js';
 import { Metrics } from './metrics.js';
@@ -28,6 +28,13 @@ async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?
       }
     };
     const [cert, key] = await Promise.all([read('TLS_CERT', config.tlsCertFile), read('TLS_KEY', config.tlsKeyFile)]);
+    try {
+      checkCertificatePair(cert, key);
+    } catch (error) {
+      if (!(error instanceof CertificateError)) throw error;
+      const file = error.variable === 'TLS_CERT' ? config.tlsCertFile : config.tlsKeyFile;
+      throw new StartupError(`${error.variable} (${file}) ${error.message}`);
+    }
     return { tls: { cert, key } };
   }
   if (config.production) {

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,8 +103,16 @@ describe('certificate reload', () => {
     // A key that does not match the certificate is refused too.
     await install({ cert: second.cert, key: first.key });
     proc.child.kill('SIGHUP');
-    const mismatch = await proc.line(/^certificate reload refused \(.*key values mismatch/, { reason: 'SIGHUP' });
+    const mismatch = await proc.line(/^certificate reload refused \(TLS_KEY does not belong/, { reason: 'SIGHUP' });
+    expect(mismatch.msg).toBe(
+      "certificate reload refused (TLS_KEY does not belong to the certificate in TLS_CERT (another EC key)); still serving the previous certificate",
+    );
     expect(mismatch.level).toBe(50);
+    // So is a key of another type, which OpenSSL itself would take and then fail every handshake with.
+    await install({ cert: second.cert, key: rsaKey() });
+    proc.child.kill('SIGHUP');
+    const otherType = await proc.line(/^certificate reload refused \(TLS_KEY does not belong.*an RSA key for an EC/, { reason: 'SIGHUP' });
+    expect(otherType.level).toBe(50);
     expect(await servedFingerprint()).toBe(fingerprint(first));
     expect(await expiryMetric()).toBe(expiryOf(first.cert));
     const client = new TestClient(`https://localhost:${port}`, first.cert);
@@ -114,3 +123,8 @@ describe('certificate reload', () => {
     }
   });
 });
+
+/** A fresh RSA private key, PEM. */
+function rsaKey(): string {
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}

@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { request } from 'undici';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -97,6 +97,32 @@ describe('start-up errors: one line naming the variable, exit 1, no stack trace'
     running = proc;
     expect(await proc.exit).toEqual({ code: 1, signal: null });
     expect(proc.stderr).toMatch(/^pairup: TLS_(CERT|KEY) cannot be read: ENOENT: no such file or directory, open 'missing(-key)?\.pem'\n$/);
+  });
+
+  it.each([
+    ['garbage certificate', 'cert', 'not a certificate\n', /^pairup: TLS_CERT \(cert\.pem\) is not a PEM certificate \(.+\)\n$/],
+    ['garbage key', 'key', 'not a key\n', /^pairup: TLS_KEY \(key\.pem\) is not a PEM private key \(.+\)\n$/],
+    [
+      'an RSA key with an EC certificate',
+      'key',
+      'rsa',
+      /^pairup: TLS_KEY \(key\.pem\) does not belong to the certificate in TLS_CERT \(an RSA key for an EC certificate\)\n$/,
+    ],
+    [
+      'another EC key',
+      'key',
+      'ec',
+      /^pairup: TLS_KEY \(key\.pem\) does not belong to the certificate in TLS_CERT \(another EC key\)\n$/,
+    ],
+  ] as const)('checks the certificate pair before listening: %s', async (_what, which, content, message) => {
+    const { cert, key } = await testCertificate();
+    const other = content === 'rsa' || content === 'ec' ? generateKeyPairSync(content === 'rsa' ? 'rsa' : 'ec', content === 'rsa' ? { modulusLength: 2048 } : { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() : content;
+    await writeFile(join(dir, 'cert.pem'), which === 'cert' ? other : cert);
+    await writeFile(join(dir, 'key.pem'), which === 'key' ? other : key);
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+    running = proc;
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(proc.stderr).toMatch(message);
   });
 
   it('reads .env from the working directory', async () => {
