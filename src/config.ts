@@ -60,7 +60,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The environment variables this server reads, with their defaults ('' means no default). */
 export const ENV_KEYS = {
-  HOST: '0.0.0.0',
+  HOST: '::',
   PORT: '3030',
   TLS_CERT: '',
   TLS_KEY: '',

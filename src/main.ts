@@ -14,6 +14,8 @@ import { Metrics } from './metrics.js';
 import { startStunResponder, type StunResponder } from './stun.js';
 
 const DEV_CERTS_DIR = 'certs';
+/** The default HOST: every IPv6 address and, through IPv4-mapped addresses, every IPv4 one. */
+const DUAL_STACK = '::';
 
 /** A start-up failure that is the operator's to fix: printed as one line, no stack trace. */
 class StartupError extends Error {}
@@ -102,20 +104,31 @@ async function main(): Promise<void> {
     else void certificates.reload('SIGHUP');
   });
 
+  let host = config.host;
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host, port: config.port });
   } catch (error) {
-    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+    // `::` takes IPv4 and IPv6 clients alike; a machine without IPv6 gets IPv4 alone.
+    if (host !== DUAL_STACK || (error as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') {
+      throw new StartupError(`cannot listen on ${host}:${config.port}: ${(error as Error).message}`);
+    }
+    host = '0.0.0.0';
+    app.log.warn(`IPv6 is not available here: listening on ${host} (IPv4 only)`);
+    try {
+      await app.listen({ host, port: config.port });
+    } catch (fallbackError) {
+      throw new StartupError(`cannot listen on ${host}:${config.port}: ${(fallbackError as Error).message}`);
+    }
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   if (config.stunPort !== 0) {
     const stunPort = config.stunPort === 'same' ? port : config.stunPort;
     try {
-      stun = await startStunResponder(config.host, stunPort, app.log);
+      stun = await startStunResponder(host, stunPort, app.log);
     } catch (error) {
       await app.close();
-      throw new StartupError(`cannot listen for STUN on UDP ${config.host}:${stunPort}: ${(error as Error).message}`);
+      throw new StartupError(`cannot listen for STUN on UDP ${host}:${stunPort}: ${(error as Error).message}`);
     }
     app.log.info({ port: stun.port }, `STUN responder listening on UDP port ${stun.port}`);
   }

@@ -5,13 +5,14 @@ import { ConfigError, ENV_KEYS, loadConfig } from '../src/config.js';
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
     expect(loadConfig({})).toEqual({
-      host: '0.0.0.0',
+      host: '::',
       port: 3030,
       tlsCertFile: undefined,
       tlsKeyFile: undefined,
       matchTimeoutMs: 60_000,
       maxWaiting: 100_000,
       maxWaitingPerIp: 64,
+      ipv6PrefixBits: 64,
       codeTtlMs: 600_000,
       stunPort: 'same',
       shutdownGraceMs: 10_000,
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
         MATCH_TIMEOUT_MS: '30000',
         MAX_WAITING: '500',
         MAX_WAITING_PER_IP: '0',
+        IPV6_PREFIX_BITS: '56',
         CODE_TTL_MS: '5000',
         STUN_PORT: '0',
         SHUTDOWN_GRACE_MS: '2500',
@@ -68,6 +70,7 @@ describe('loadConfig', () => {
       matchTimeoutMs: 30_000,
       maxWaiting: 500,
       maxWaitingPerIp: 0,
+      ipv6PrefixBits: 56,
       codeTtlMs: 5000,
       stunPort: 0,
       shutdownGraceMs: 2500,
@@ -138,7 +141,7 @@ describe('documentation of the configuration', () => {
     const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
     const keys = example
       .split('\n')
-      .map((line) => /^#?\s*([A-Z_]+)=/.exec(line)?.[1])
+      .map((line) => /^#?\s*([A-Z][A-Z0-9_]*)=/.exec(line)?.[1])
       .filter((key) => key !== undefined);
     expect(keys.sort()).toEqual(Object.keys(ENV_KEYS).sort());
   });

@@ -142,6 +142,38 @@ describe('start-up errors: one line naming the variable, exit 1, no stack trace'
   });
 });
 
+describe('HOST', () => {
+  it('listens on IPv4 and IPv6 by default, HTTPS and STUN alike', async () => {
+    const { cert, key } = await testCertificate();
+    await writeFile(join(dir, 'cert.pem'), cert);
+    await writeFile(join(dir, 'key.pem'), key);
+    const proc = spawnServer({ PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+    running = proc;
+    const port = await proc.port;
+    for (const origin of [`https://127.0.0.1:${port}`, `https://[::1]:${port}`, `https://localhost:${port}`]) {
+      const client = new TestClient(origin, cert);
+      try {
+        expect([origin, (await ask(client.client, origin, '/healthz')).status]).toEqual([origin, 200]);
+      } finally {
+        await client.close();
+      }
+    }
+    for (const [type, host, family] of [['udp4', '127.0.0.1', 1], ['udp6', '::1', 2]] as const) {
+      const socket = createSocket(type);
+      try {
+        await new Promise<void>((resolve) => socket.bind(0, host, resolve));
+        const transaction = randomBytes(12);
+        const mapped = readResponse(await exchange(socket, port, host, bindingRequest(transaction)));
+        expect([mapped.family, mapped.port]).toEqual([family, socket.address().port]);
+      } finally {
+        socket.close();
+      }
+    }
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('STUN responder', () => {
   it('answers on the HTTPS port number by default, and closes with the server', async () => {
     const { proc, origin } = await start();
