@@ -57,6 +57,7 @@ async function find(args: string[]): Promise<number> {
   try {
     const match = await findPeer(options);
     stopProgress();
+    // JSON.stringify escapes control characters; the address was checked against the protocol's pattern.
     process.stdout.write(values.json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
     return EXIT_MATCHED;
   } catch (error) {
@@ -110,6 +111,12 @@ function showProgress(): () => void {
   };
 }
 
+/** Text from elsewhere (a server's error message) made safe for a terminal: control characters shown, not obeyed. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -144,7 +151,7 @@ main(process.argv.slice(2)).then(
     if (process.argv[2] !== 'serve') process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`pairup: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`pairup: ${printable(error instanceof Error ? error.message : String(error))}\n`);
     process.exitCode = EXIT_ERROR;
   },
 );

@@ -7,7 +7,9 @@
  *   const match = await findPeer({ url: 'https://pairup.example:3030', code: 'purple-otter-42' });
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Compile } from 'typebox/compile';
 import { Agent, request, type Dispatcher } from 'undici';
+import { MatchWithMeta, type Match } from './protocol.js';
 
 export interface FindPeerOptions {
   /** The server, e.g. `https://pairup.example:3030`. Its path is ignored. */
@@ -27,26 +29,8 @@ export interface FindPeerOptions {
   readonly dispatcher?: Dispatcher;
 }
 
-/** The server's answer: where the partner is, and what the two now share. */
-export interface Match {
-  readonly matchId: string;
-  /** Where the two met: a pool, or a code (exactly one of them). */
-  readonly pool?: string;
-  readonly code?: string;
-  /** 32 random bytes, base64url, known only to the two partners. */
-  readonly secret: string;
-  /** This client's address as the server saw it. */
-  readonly self: string;
-  /** The partner's address. */
-  readonly peer: string;
-  readonly via: 'socket' | 'x-forwarded-for';
-  readonly portIsSource: boolean;
-  /** True for exactly one of the two: the one that was waiting. */
-  readonly initiator: boolean;
-  readonly waitedMs: number;
-  /** The partner's `meta`, or null. */
-  readonly peerMeta: Record<string, unknown> | null;
-}
+/** The server's answer: where the partner is, and what the two now share (src/protocol.ts). */
+export type { Match } from './protocol.js';
 
 /** A failure: the server's status, error code and message (status 0 when it was not reached). */
 export class PairupError extends Error {
@@ -72,6 +56,20 @@ export class NoPeerError extends PairupError {
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** Retry-After assumed when a 429 or 503 does not say. */
 const DEFAULT_RETRY_S = 1;
+/**
+ * Two requests start at least this long apart, give or take half of it at random, whatever the
+ * server says: a server answering 408 at once, or 503 with `Retry-After: 0`, is not hammered, and
+ * clients turned away together do not come back together.
+ */
+const MIN_RETRY_INTERVAL_MS = 1000;
+/** How long past its deadline an answer may still arrive (network time for the server's own 408). */
+const ANSWER_GRACE_MS = 1000;
+/** The most of an answer that is read: a match with the largest meta is under 16 KiB. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+/** The most of a server's error message that is kept. */
+const MAX_MESSAGE_CHARS = 500;
+
+const isMatch = Compile(MatchWithMeta);
 
 interface ErrorBody {
   readonly error?: unknown;
@@ -91,8 +89,21 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
   const own = options.dispatcher === undefined ? new Agent({ allowH2: true, connect: ca === undefined ? {} : { ca } }) : undefined;
   const dispatcher: Dispatcher = options.dispatcher ?? (own as Agent);
   const endpoint = new URL('/', options.url);
+  const origin = endpoint.origin;
   // The most the server lets one request wait, once it has said (its 400 invalid_timeout carries it).
   let serverMaxS: number | undefined;
+  let startedAt = -Infinity;
+  /** Waits before the next request: Retry-After, and never sooner than the retry interval allows. */
+  const pause = async (retryAfterMs: number): Promise<boolean> => {
+    const floorMs = MIN_RETRY_INTERVAL_MS * (0.5 + Math.random()) - (performance.now() - startedAt);
+    const waitMs = Math.max(retryAfterMs * (1 + Math.random() / 5), floorMs, 0);
+    if (performance.now() + waitMs >= deadline) return false;
+    await sleep(waitMs, undefined, { signal: options.signal }).catch((error: unknown) => {
+      options.signal?.throwIfAborted(); // the signal's own reason, not the timer's AbortError
+      throw error;
+    });
+    return true;
+  };
   try {
     for (;;) {
       const remainingMs = deadline - performance.now();
@@ -100,49 +111,67 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
       // Each request asks to wait just what is left, so the server ends it with a clean 408.
       const waitS = Math.min(Math.max(Math.floor(remainingMs) / 1000, 0.001), serverMaxS ?? Infinity);
       const body = JSON.stringify({ pool: options.pool, code: options.code, timeout: waitS, meta: options.meta });
-      const local = AbortSignal.timeout(Math.ceil(waitS * 1000) + 10_000);
+      // The answer must come (whole) within the wait asked for, plus network time.
+      const local = AbortSignal.timeout(Math.ceil(waitS * 1000) + ANSWER_GRACE_MS);
       const signal = options.signal === undefined ? local : AbortSignal.any([options.signal, local]);
-      let answer: Awaited<ReturnType<typeof request>>;
+      startedAt = performance.now();
+      let status = 0;
+      let headers: Record<string, string | string[] | undefined> = {};
+      let text: string;
       try {
-        answer = await request(endpoint, {
+        const answer = await request(endpoint, {
           dispatcher,
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body,
           signal,
         });
+        ({ statusCode: status, headers } = answer);
+        text = await readBounded(answer.body, origin, status);
       } catch (error) {
         options.signal?.throwIfAborted();
-        if (local.aborted) throw new PairupError(0, 'no_answer', `${endpoint.origin} did not answer in time`, { cause: error });
-        throw new PairupError(0, 'unreachable', `cannot reach ${endpoint.origin}: ${(error as Error).message}`, { cause: error });
+        if (error instanceof PairupError) throw error;
+        if (local.aborted) throw new PairupError(status, 'no_answer', `${origin} did not answer in time`, { cause: error });
+        const what = status === 0 ? `cannot reach ${origin}` : `lost ${origin} while reading its answer`;
+        throw new PairupError(status, 'unreachable', `${what}: ${(error as Error).message}`, { cause: error });
       }
-      const text = await answer.body.text();
-      const { statusCode: status } = answer;
       const parsed = parseJson(text);
-      if (status === 200 && parsed !== undefined) return parsed as unknown as Match;
+      if (status === 200) {
+        if (isMatch.Check(parsed)) return parsed;
+        throw new PairupError(status, 'invalid_answer', `${origin} answered 200 with something that is not a match`);
+      }
       const { error: code, message, maxTimeoutS } = (parsed ?? {}) as ErrorBody;
-      const errorCode = typeof code === 'string' ? code : `http_${status}`;
-      const errorMessage = typeof message === 'string' ? message : `${endpoint.origin} answered ${status}`;
-      if (status === 408 && errorCode === 'timeout') continue;
+      const errorCode = typeof code === 'string' && /^[a-z0-9_]{1,64}$/.test(code) ? code : `http_${status}`;
+      const errorMessage = typeof message === 'string' ? message.slice(0, MAX_MESSAGE_CHARS) : `${origin} answered ${status}`;
+      if (status === 408 && errorCode === 'timeout') {
+        if (await pause(0)) continue;
+        throw new NoPeerError(timeoutMs);
+      }
       if (status === 400 && errorCode === 'invalid_timeout' && serverMaxS === undefined && typeof maxTimeoutS === 'number') {
         serverMaxS = maxTimeoutS;
         if (serverMaxS > 0) continue;
       }
-      if (status === 429 || status === 503) {
-        const retryMs = retryAfterS(answer.headers['retry-after']) * 1000;
-        if (performance.now() + retryMs < deadline) {
-          await sleep(retryMs, undefined, { signal: options.signal }).catch((error: unknown) => {
-            options.signal?.throwIfAborted(); // the signal's own reason, not the timer's AbortError
-            throw error;
-          });
-          continue;
-        }
-      }
+      if ((status === 429 || status === 503) && (await pause(retryAfterS(headers['retry-after']) * 1000))) continue;
       throw new PairupError(status, errorCode, errorMessage);
     }
   } finally {
     await own?.destroy();
   }
+}
+
+/** The answer's body as text, refusing (and discarding) more than {@link MAX_ANSWER_BYTES}. */
+async function readBounded(body: AsyncIterable<Buffer> & { destroy(): unknown }, origin: string, status: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    if (bytes > MAX_ANSWER_BYTES) {
+      body.destroy();
+      throw new PairupError(status, 'answer_too_large', `${origin} answered with more than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function parseJson(text: string): Record<string, unknown> | undefined {
@@ -156,5 +185,5 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 
 function retryAfterS(header: string | string[] | undefined): number {
   const value = Number(Array.isArray(header) ? header[0] : header);
-  return Number.isFinite(value) && value >= 0 ? value : DEFAULT_RETRY_S;
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, 3600) : DEFAULT_RETRY_S;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode, spawnServer, type Finished } from './helpers/process.js';
+import { ScriptedServer } from './helpers/scripted-server.js';
 import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
@@ -87,6 +88,44 @@ describe('pairup find', () => {
   it('exits 1 naming an untrusted certificate', async () => {
     const run = await pairup(['find', server.origin, '--timeout', '5']);
     expect(run).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${server.origin}: self-signed certificate\n` });
+  });
+});
+
+describe('pairup find against a broken or hostile server', () => {
+  const scripted = new ScriptedServer();
+  let url: string;
+  beforeAll(async () => {
+    url = await scripted.start();
+  });
+  afterAll(() => scripted.close());
+
+  const MATCH = {
+    matchId: 'm',
+    pool: 'p',
+    secret: 'A'.repeat(43),
+    self: '127.0.0.1:1',
+    peer: '127.0.0.1:2',
+    via: 'socket',
+    portIsSource: true,
+    initiator: true,
+    waitedMs: 1,
+    peerMeta: null,
+  };
+
+  it.each([
+    ['a 200 that is not a match', { status: 200, body: { hello: 'world' } }, 'pairup: URL answered 200 with something that is not a match\n'],
+    ['a peer with terminal escapes', { status: 200, body: { ...MATCH, peer: '\u001b]0;owned\u0007127.0.0.1:2' } }, 'pairup: URL answered 200 with something that is not a match\n'],
+    ['an error message with terminal escapes', { status: 409, body: { error: 'code_used', message: 'used\u001b[2J\u001b[31m!' } }, 'pairup: used\\x1b[2J\\x1b[31m!\n'],
+    ['an endless answer', { status: 200, body: MATCH, floodBytes: 256 * 1024 * 1024 }, 'pairup: URL answered with more than 65536 bytes\n'],
+  ])('exits 1 with one clean line on %s', async (_what, answer, stderr) => {
+    scripted.script = [answer];
+    const run = await pairup(['find', url, '--cacert', cacert, '--timeout', '5']);
+    expect(run).toEqual({ code: 1, stdout: '', stderr: stderr.replace('URL', url) });
+  });
+
+  it('prints a real match’s peer as it is', async () => {
+    scripted.script = [{ status: 200, body: { ...MATCH, peer: '[2001:db8::1]:443' } }];
+    expect(await pairup(['find', url, '--cacert', cacert])).toEqual({ code: 0, stdout: '[2001:db8::1]:443\n', stderr: '' });
   });
 });
 

@@ -1,56 +1,7 @@
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { findPeer, NoPeerError, PairupError, type Match } from '../src/client.js';
+import { ScriptedServer } from './helpers/scripted-server.js';
 import { startServer, testCertificate, type TestServer } from './helpers/server.js';
-
-/** One scripted answer: status, JSON body (or raw text), headers, and how long to hold it. */
-interface Scripted {
-  readonly status: number;
-  readonly body: unknown;
-  readonly headers?: Record<string, string>;
-  readonly holdMs?: number;
-}
-
-interface Seen {
-  readonly method: string;
-  readonly httpVersion: string;
-  readonly body: Record<string, unknown>;
-}
-
-/** A stand-in server that answers from a script and records what it was sent. */
-class ScriptedServer {
-  readonly seen: Seen[] = [];
-  script: Scripted[] = [];
-  closedEarly = 0;
-  #server: Http2SecureServer | undefined;
-
-  async start(): Promise<string> {
-    const { cert, key } = await testCertificate();
-    this.#server = createSecureServer({ cert, key, allowHTTP1: true }, (req, res) => void this.#answer(req, res));
-    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve));
-    return `https://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-  }
-
-  async #answer(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-    let text = '';
-    for await (const chunk of req) text += String(chunk);
-    this.seen.push({ method: req.method, httpVersion: req.httpVersion, body: JSON.parse(text) as Record<string, unknown> });
-    const next = this.script.shift() ?? { status: 500, body: { error: 'script_ended', message: 'script ended' } };
-    if (next.holdMs !== undefined) await new Promise((resolve) => setTimeout(resolve, next.holdMs));
-    if (res.stream.destroyed) {
-      this.closedEarly++;
-      return;
-    }
-    const raw = typeof next.body === 'string';
-    res.writeHead(next.status, { 'content-type': raw ? 'text/plain' : 'application/json', ...next.headers });
-    res.end(raw ? next.body : JSON.stringify(next.body));
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.#server?.close(() => resolve()));
-  }
-}
 
 const MATCH: Match = {
   matchId: '00000000-0000-4000-8000-000000000000',
@@ -78,6 +29,7 @@ describe('findPeer against a scripted server', () => {
   afterEach(() => {
     scripted.seen.length = 0;
     scripted.script = [];
+    scripted.repeat = undefined;
   });
   afterAll(() => scripted.close());
 
@@ -184,6 +136,57 @@ describe('findPeer against a scripted server', () => {
       status: 0,
       code: 'unreachable',
       message: `cannot reach ${url}: self-signed certificate`,
+    });
+  });
+
+  it('refuses an answer body larger than any match, without reading it all', async () => {
+    scripted.script = [{ status: 200, body: MATCH, floodBytes: 512 * 1024 * 1024 }];
+    const started = performance.now();
+    await expect(findPeer({ url, ca, timeoutMs: 10_000 })).rejects.toMatchObject({
+      name: 'PairupError',
+      status: 200,
+      code: 'answer_too_large',
+      message: `${url} answered with more than 65536 bytes`,
+    });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('gives up on an answer that drips past its deadline, with a PairupError, a second after it', async () => {
+    scripted.script = [{ status: 200, body: MATCH, dripMs: 50 }];
+    const started = performance.now();
+    const failure = findPeer({ url, ca, timeoutMs: 2000 });
+    await expect(failure).rejects.toThrow(PairupError);
+    await expect(failure).rejects.toMatchObject({ status: 200, code: 'no_answer', message: `${url} did not answer in time` });
+    const tookMs = performance.now() - started;
+    expect(tookMs).toBeGreaterThanOrEqual(2900);
+    expect(tookMs).toBeLessThan(3500);
+  });
+
+  it.each([
+    ['503 with Retry-After: 0', { status: 503, body: { error: 'server_full', message: 'm' }, headers: { 'retry-after': '0' } }],
+    ['408 at once', TIMEOUT],
+  ])('does not hammer a server answering %s: requests at least half a second apart', async (_what, answer) => {
+    scripted.repeat = answer;
+    const failure = findPeer({ url, ca, timeoutMs: 3000 });
+    await expect(failure).rejects.toMatchObject({ status: answer.status });
+    // At most one request per 0.5 s (the least of the randomised interval) in 3 s.
+    expect(scripted.seen.length).toBeGreaterThanOrEqual(2);
+    expect(scripted.seen.length).toBeLessThanOrEqual(7);
+  });
+
+  it.each([
+    ['an empty object', {}],
+    ['a match whose peer carries terminal escapes', { ...MATCH, peer: '\u001b[2J\u001b[31mowned:1' }],
+    ['a match with a secret of the wrong length', { ...MATCH, secret: 'short' }],
+    ['a match without peerMeta', { ...MATCH, peerMeta: undefined }],
+    ['an array', [MATCH]],
+  ])('refuses a 200 that is not a match: %s', async (_what, body) => {
+    scripted.script = [{ status: 200, body }];
+    await expect(findPeer({ url, ca })).rejects.toMatchObject({
+      name: 'PairupError',
+      status: 200,
+      code: 'invalid_answer',
+      message: `${url} answered 200 with something that is not a match`,
     });
   });
 

@@ -116,7 +116,13 @@ describe('start-up errors: one line naming the variable, exit 1, no stack trace'
     ],
   ] as const)('checks the certificate pair before listening: %s', async (_what, which, content, message) => {
     const { cert, key } = await testCertificate();
-    const other = content === 'rsa' || content === 'ec' ? generateKeyPairSync(content === 'rsa' ? 'rsa' : 'ec', content === 'rsa' ? { modulusLength: 2048 } : { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() : content;
+    const pair =
+      content === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+        : content === 'ec'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          : undefined;
+    const other = pair === undefined ? content : pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     await writeFile(join(dir, 'cert.pem'), which === 'cert' ? other : cert);
     await writeFile(join(dir, 'key.pem'), which === 'key' ? other : key);
     const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);

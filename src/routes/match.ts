@@ -6,20 +6,20 @@ import { ApiError, errors, type ErrorCode } from '../errors.js';
 import { sendError } from '../error-handler.js';
 import type { Lobby, Outcome, Refusal, Room, Ticket } from '../lobby.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
-
-export const DEFAULT_POOL = 'default';
-export const POOL_PATTERN = '^[A-Za-z0-9._~-]{1,64}$';
-/** Rendezvous codes: the same characters as pools, in a namespace of their own. */
-const CODE_PATTERN = POOL_PATTERN;
-/** Decimal seconds, as people type them: `30`, `2.5`. */
-const TIMEOUT_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,9})?$';
-export const META_MAX_BYTES = 2048;
-/** Room for pool, timeout and a full meta object with JSON's escaping. */
-export const BODY_LIMIT_BYTES = 8192;
+import {
+  BODY_LIMIT_BYTES,
+  CODE_PATTERN,
+  DEFAULT_POOL,
+  Match,
+  MatchWithMeta,
+  Meta,
+  META_MAX_BYTES,
+  POOL_PATTERN,
+  TIMEOUT_PATTERN,
+} from '../protocol.js';
 
 const Pool = Type.String({ pattern: POOL_PATTERN });
 const Code = Type.String({ pattern: CODE_PATTERN });
-const Meta = Type.Record(Type.String(), Type.Unknown());
 
 const Query = Type.Object(
   {
@@ -40,28 +40,6 @@ const Body = Type.Object(
   },
   { additionalProperties: false },
 );
-
-const Match = Type.Object({
-  matchId: Type.String(),
-  /** Exactly one of pool and code: where the two met. */
-  pool: Type.Optional(Type.String()),
-  code: Type.Optional(Type.String()),
-  /** 32 random bytes, base64url, the same for both partners, sent to nobody else. */
-  secret: Type.String(),
-  self: Type.String(),
-  peer: Type.String(),
-  /** Where `peer` came from: the partner's connection, or X-Forwarded-For from a trusted proxy. */
-  via: Type.Union([Type.Literal('socket'), Type.Literal('x-forwarded-for')]),
-  /** Whether `peer`'s port is the partner's own source port (not a proxy's). */
-  portIsSource: Type.Boolean(),
-  initiator: Type.Boolean(),
-  waitedMs: Type.Integer(),
-});
-
-const MatchWithMeta = Type.Object({
-  ...Match.properties,
-  peerMeta: Type.Union([Meta, Type.Null()]),
-});
 
 interface Wanted {
   readonly room: Room;
