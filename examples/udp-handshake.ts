@@ -8,7 +8,7 @@
  *
  * Run it twice, in two terminals (against `npm start`, which serves STUN on the HTTPS port number):
  *
- *   npx tsx examples/udp-handshake.ts https://localhost:3030 --code purple-otter-42 --cacert certs/dev-cert.pem
+ *   npx tsx examples/udp-handshake.ts https://localhost:3030 --code quiet-heron-63 --cacert certs/dev-cert.pem
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';

@@ -4,7 +4,7 @@
  * Retry-After on 429 and 503. HTTP/2 when the server offers it, HTTP/1.1 otherwise.
  *
  *   import { findPeer } from 'pairup/client';
- *   const match = await findPeer({ url: 'https://pairup.example:3030', code: 'purple-otter-42' });
+ *   const match = await findPeer({ url: 'https://pairup.example:3030', code: 'amber-lynx-17' });
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     const answered = stun;
     metrics.setSources({
       certificateExpiry: () => certificateExpiry,
-      ...(answered === undefined ? {} : { stunAnswered: () => answered.answered }),
+      ...(answered === undefined ? {} : { stunAnswered: () => answered.answered, stunLimited: () => answered.limited }),
     });
     try {
       await admin.listen({ host: config.adminHost, port: config.adminPort });

@@ -36,6 +36,8 @@ interface PoolStats {
 export interface MetricsSources {
   /** STUN Binding requests answered so far, when the responder runs. */
   stunAnswered?: () => number;
+  /** STUN Binding requests left unanswered because their source asked too often. */
+  stunLimited?: () => number;
   /** When the certificate being served expires, in seconds since the epoch. */
   certificateExpiry?: () => number;
 }
@@ -124,6 +126,15 @@ export class Metrics implements LobbyObserver {
       collect() {
         this.reset();
         this.inc(sources().stunAnswered?.() ?? 0);
+      },
+    });
+    new Counter({
+      name: 'pairup_stun_limited_total',
+      help: 'STUN Binding requests not answered because their source address asked too often.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources().stunLimited?.() ?? 0);
       },
     });
     new Gauge({

@@ -83,21 +83,84 @@ function ipv6Bytes(address: string): Buffer {
   return bytes;
 }
 
+/**
+ * A STUN answer is larger than the request that asked for it (32 or 44 bytes against 20 or more:
+ * up to 2.2 times), and UDP sources can be forged: each source address gets at most
+ * `answersPerSecond` answers a second (a bucket that refills at that rate and holds as many), so the
+ * responder cannot be used to flood somebody else's address. A few a second are plenty for a real
+ * client; the rest are dropped without a word.
+ */
+export const STUN_ANSWERS_PER_SECOND = 20;
+/** Most source addresses tracked at once; past it, new sources are not answered until some are idle. */
+const MAX_TRACKED_SOURCES = 100_000;
+/** How often buckets that have refilled (their sources idle) are forgotten. */
+const SWEEP_MS = 10_000;
+
+class RateLimit {
+  readonly #perSecond: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+  }
+
+  /** Takes one answer from `source`'s bucket: false when it is empty. */
+  take(source: string, now: number): boolean {
+    const bucket = this.#buckets.get(source);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= MAX_TRACKED_SOURCES) return false;
+      this.#buckets.set(source, { tokens: this.#perSecond - 1, at: now });
+      return true;
+    }
+    bucket.tokens = Math.min(this.#perSecond, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens--;
+    return true;
+  }
+
+  sweep(now: number): void {
+    for (const [source, bucket] of this.#buckets) {
+      if (bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond >= this.#perSecond) this.#buckets.delete(source);
+    }
+  }
+}
+
+export interface StunOptions {
+  /** Answers per second (and burst) for one source address; default {@link STUN_ANSWERS_PER_SECOND}. */
+  readonly answersPerSecond?: number;
+}
+
 export interface StunResponder {
   /** The UDP port it answers on. */
   readonly port: number;
   /** Binding requests answered so far. */
   readonly answered: number;
+  /** Binding requests not answered because their source asked too often. */
+  readonly limited: number;
   close(): Promise<void>;
 }
 
 /** Binds `host`:`port` (UDP; 0 picks a free port) and answers Binding requests until closed. */
-export function startStunResponder(host: string, port: number, log: FastifyBaseLogger): Promise<StunResponder> {
+export function startStunResponder(
+  host: string,
+  port: number,
+  log: FastifyBaseLogger,
+  options: StunOptions = {},
+): Promise<StunResponder> {
   const socket: Socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  const limit = new RateLimit(options.answersPerSecond ?? STUN_ANSWERS_PER_SECOND);
+  const sweep = setInterval(() => limit.sweep(performance.now()), SWEEP_MS);
+  sweep.unref();
   let answered = 0;
+  let limited = 0;
   socket.on('message', (message: Buffer, peer: RemoteInfo) => {
     const transaction = bindingTransaction(message);
     if (transaction === undefined) return;
+    if (!limit.take(peer.address, performance.now())) {
+      limited++;
+      return;
+    }
     answered++;
     socket.send(bindingSuccess(transaction, peer.address, peer.port), peer.port, peer.address, (error) => {
       if (error !== null) log.debug({ err: error, to: peer.address }, 'STUN response not sent');
@@ -114,7 +177,14 @@ export function startStunResponder(host: string, port: number, log: FastifyBaseL
         get answered() {
           return answered;
         },
-        close: () => new Promise<void>((done) => socket.close(() => done())),
+        get limited() {
+          return limited;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            clearInterval(sweep);
+            socket.close(() => done());
+          }),
       });
     });
   });

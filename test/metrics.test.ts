@@ -139,11 +139,14 @@ describe('admin listener', () => {
   beforeAll(async () => {
     const metrics = new Metrics(50);
     const log = pino({ level: 'silent' });
-    const stun = await startStunResponder('127.0.0.1', 0, log);
-    metrics.setSources({ stunAnswered: () => stun.answered });
+    const stun = await startStunResponder('127.0.0.1', 0, log, { answersPerSecond: 2 });
+    metrics.setSources({ stunAnswered: () => stun.answered, stunLimited: () => stun.limited });
     stunSocket = createSocket('udp4');
     await new Promise<void>((resolve) => stunSocket.bind(0, '127.0.0.1', resolve));
     for (let i = 0; i < 2; i++) await exchange(stunSocket, stun.port, '127.0.0.1', bindingRequest(randomBytes(12)));
+    // Past its two a second: not answered, counted.
+    for (let i = 0; i < 3; i++) stunSocket.send(bindingRequest(randomBytes(12)), stun.port, '127.0.0.1');
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const admin = buildAdmin(metrics, { ready: () => ready, waiting: () => 4 }, log);
     await admin.listen({ host: '127.0.0.1', port: 0 });
     const address = admin.server.address();
@@ -165,6 +168,7 @@ describe('admin listener', () => {
     expect([status, type]).toEqual([200, 'text/plain; version=0.0.4; charset=utf-8']);
     const all = samples(text);
     expect(all.get('pairup_stun_requests_total')).toBe(2);
+    expect(all.get('pairup_stun_limited_total')).toBe(3);
     for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_active_handles_total']) {
       expect(all.has(name), name).toBe(true);
     }

@@ -75,6 +75,35 @@ describe.each([
   });
 });
 
+describe('STUN rate limit per source address', () => {
+  it('answers at most answersPerSecond requests a second from one address, others unaffected, then again', async () => {
+    const responder = await startStunResponder('::', 0, log, { answersPerSecond: 5 });
+    const flooder = createSocket('udp4');
+    const other = createSocket('udp6');
+    await new Promise<void>((resolve) => flooder.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => other.bind(0, '::1', resolve));
+    try {
+      const answers: Buffer[] = [];
+      flooder.on('message', (message: Buffer) => answers.push(message));
+      for (let i = 0; i < 50; i++) flooder.send(bindingRequest(randomBytes(12)), responder.port, '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect([answers.length, responder.answered, responder.limited]).toEqual([5, 5, 45]);
+      // Another source is answered meanwhile.
+      const mapped = readResponse(await exchange(other, responder.port, '::1', bindingRequest(randomBytes(12))));
+      expect(mapped.port).toBe(other.address().port);
+      // A second later the bucket has refilled.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      flooder.removeAllListeners('message');
+      const again = readResponse(await exchange(flooder, responder.port, '127.0.0.1', bindingRequest(randomBytes(12))));
+      expect(again.port).toBe(flooder.address().port);
+    } finally {
+      flooder.close();
+      other.close();
+      await responder.close();
+    }
+  });
+});
+
 describe('XOR-MAPPED-ADDRESS encoding', () => {
   const transaction = Buffer.from('00112233445566778899aabb', 'hex');
 
