@@ -13,7 +13,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import { securityHeaders } from '../src/security-headers.js';
+import { securityHeaders } from '../src/http/security-headers.js';
 
 const fullPayload = process.env.BASELINE_PAYLOAD === 'pairup';
 const FULL_HEADERS = { ...securityHeaders(), 'content-type': 'application/json; charset=utf-8' };

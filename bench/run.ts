@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateDevCertificate } from '../src/dev-certificate.js';
+import { generateDevCertificate } from '../src/net/dev-certificate.js';
 import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
 import { churn } from './workloads/churn.js';

@@ -15,7 +15,7 @@ import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateDevCertificate } from '../src/dev-certificate.js';
+import { generateDevCertificate } from '../src/net/dev-certificate.js';
 import { h1Get, h2Get, type Answer } from './client.js';
 import { startServer, type RunningServer } from './servers.js';
 

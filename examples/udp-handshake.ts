@@ -15,7 +15,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { findPeer, type Match } from '../src/client.js';
+import { findPeer, type Match } from '../src/client/index.js';
 
 const RESEND_MS = 200;
 const GIVE_UP_MS = 10_000;

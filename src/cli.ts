@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client.js';
+import { DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client/index.js';
 
 const EXIT_MATCHED = 0;
 const EXIT_ERROR = 1;

@@ -3,15 +3,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import closeWithGrace from 'close-with-grace';
 import dotenv from 'dotenv';
 import pino from 'pino';
-import { buildAdmin } from './admin.js';
-import { buildApp, type TlsMaterial } from './app.js';
-import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './certificates.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { ensureDevCertificate } from './dev-certificate.js';
-import { Metrics } from './metrics.js';
-import { startStunResponder, type StunResponder } from './stun.js';
+import { Lobby } from './core/lobby.js';
+import { buildApp, type TlsMaterial } from './http/app.js';
+import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './net/certificates.js';
+import { ensureDevCertificate } from './net/dev-certificate.js';
+import { startStunResponder, type StunResponder } from './net/stun.js';
+import { buildAdmin } from './ops/admin.js';
+import { Metrics } from './ops/metrics.js';
+import { MemoryQueue } from './queue/memory.js';
+import type { MatchQueue } from './queue/seam.js';
 
 const DEV_CERTS_DIR = 'certs';
 /** The default HOST: every IPv6 address and, through IPv4-mapped addresses, every IPv4 one. */
@@ -55,44 +59,49 @@ async function main(): Promise<void> {
   // quiet. pino flushes what is left when the process exits.
   const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
   const metrics = config.adminPort === 0 ? undefined : new Metrics(config.metricsMaxPools);
-  const app = buildApp(config, { tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
+  // Composition: the queue backend, the lobby over it, the app around the lobby.
+  const queue: MatchQueue = new MemoryQueue();
+  const lobby = new Lobby({
+    queue,
+    limits: config,
+    ...(metrics === undefined ? {} : { observer: metrics }),
+    // Only called once requests flow, by which time the app exists.
+    onError: (error) => app.log.error({ err: error }, 'queue failure'),
+  });
+  const app = buildApp(config, { lobby, tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
   let ready = false;
   const admin =
     metrics === undefined
       ? undefined
-      : buildAdmin(metrics, { ready: () => ready, waiting: () => app.lobby.waiting }, app.log);
+      : buildAdmin(metrics, { ready: () => ready, waiting: () => lobby.waiting }, app.log);
 
   let stun: StunResponder | undefined;
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      app.log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    ready = false;
-    // The timer comes first, so that nothing in close() can keep the process past its grace.
-    const deadline = setTimeout(() => {
-      app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired: exiting');
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    deadline.unref();
-    app.log.info({ signal }, 'shutting down');
-    certificates?.close();
-    const closing = Promise.all([app.close(), stun?.close()]).then(() => admin?.close());
-    closing.then(
-      () => {
-        app.log.info('closed');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        app.log.error({ err: error }, 'error while closing');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  // One ordered shutdown for everything that must close. close-with-grace sets the grace timer
+  // first (so that nothing in the closing can keep the process past it), exits 1 on a second signal
+  // or when the grace expires, and closes the same way after an uncaught error (then exit 1).
+  closeWithGrace(
+    {
+      delay: config.shutdownGraceMs,
+      logger: false,
+      // SIGHUP reloads the certificate; a quiet event loop is not a reason to close.
+      skip: ['SIGHUP', 'beforeExit'],
+      onSecondSignal: (signal) => app.log.warn({ signal }, 'second signal: exiting now'),
+      onSecondError: (error) => app.log.error({ err: error }, 'second error while closing: exiting now'),
+      onTimeout: () => app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired: exiting'),
+    },
+    async ({ signal, err }) => {
+      ready = false;
+      if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error');
+      else app.log.info({ signal }, 'shutting down');
+      certificates?.close();
+      // The public listener first (it answers every waiter), with STUN; then the admin listener,
+      // which says "not ready" until the end; then the queue backend.
+      await Promise.all([app.close(), stun?.close()]);
+      await admin?.close();
+      await queue.close();
+      app.log.info('closed');
+    },
+  );
   const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config;
   let certificateExpiry = expiryOf(tls.cert);
   const certificates =

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { findPeer, NoPeerError, PairupError, type Match } from '../src/client.js';
+import { findPeer, NoPeerError, PairupError, type Match } from '../src/client/index.js';
 import { ScriptedServer } from './helpers/scripted-server.js';
 import { startServer, testCertificate, type TestServer } from './helpers/server.js';
 

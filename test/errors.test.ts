@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { ApiError, errors } from '../src/errors.js';
+import { ApiError } from '../src/http/api-error.js';
+import { errors } from '../src/protocol/errors.js';
 
 describe('error table', () => {
   it('keys every entry by its own code', () => {

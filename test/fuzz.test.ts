@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errors } from '../src/errors.js';
+import { errors } from '../src/protocol/errors.js';
 import { ask, eventually, startServer, type Answer, type TestServer } from './helpers/server.js';
 
 let server: TestServer;

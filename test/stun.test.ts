@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bindingSuccess, startStunResponder, type StunResponder } from '../src/stun.js';
+import { bindingSuccess, startStunResponder, type StunResponder } from '../src/net/stun.js';
 import { bindingRequest, exchange, readResponse } from './helpers/stun-client.js';
 
 const warnings: unknown[] = [];

@@ -1,9 +1,11 @@
 import { Writable } from 'node:stream';
 import { buildConnector, Client, request, type Dispatcher } from 'undici';
-import { buildApp, type App } from '../../src/app.js';
+import { Lobby } from '../../src/core/lobby.js';
+import { buildApp, type App } from '../../src/http/app.js';
+import { MemoryQueue } from '../../src/queue/memory.js';
 import { loadConfig, type Config, type Env } from '../../src/config.js';
-import { generateDevCertificate, type CertificatePem } from '../../src/dev-certificate.js';
-import type { Metrics } from '../../src/metrics.js';
+import { generateDevCertificate, type CertificatePem } from '../../src/net/dev-certificate.js';
+import type { Metrics } from '../../src/ops/metrics.js';
 
 let certificate: Promise<CertificatePem> | undefined;
 
@@ -20,6 +22,8 @@ export interface LogLine {
 
 export interface TestServer {
   readonly app: App;
+  /** The server's queue backend, for tests that look inside. */
+  readonly queue: MemoryQueue;
   readonly origin: string;
   readonly port: number;
   readonly cert: string;
@@ -44,13 +48,16 @@ export async function startServer(
       callback();
     },
   });
-  const app = buildApp(config, { tls: { cert, key }, logStream, ...options });
+  const queue = new MemoryQueue();
+  const lobby = new Lobby({ queue, limits: config, ...(options.metrics === undefined ? {} : { observer: options.metrics }) });
+  const app = buildApp(config, { lobby, tls: { cert, key }, logStream, ...options });
   await app.listen({ host, port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no port');
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   return {
     app,
+    queue,
     origin: `https://${hostInUrl}:${address.port}`,
     port: address.port,
     cert,

@@ -43,7 +43,7 @@ describe('MAX_WAITING_PER_IP', () => {
     const pairs = await get('/?pool=a');
     expect(pairs.status).toBe(200);
     expect(json(await one).matchId).toBe(json(pairs).matchId);
-    expect(s.app.lobby.waitingFrom('127.0.0.1')).toBe(1);
+    expect(s.queue.waitingFrom('127.0.0.1')).toBe(1);
 
     // The slot freed by the pairing can be used again.
     const three = get('/?pool=c');
@@ -52,7 +52,7 @@ describe('MAX_WAITING_PER_IP', () => {
     expect((await get('/?pool=c')).status).toBe(200);
     expect((await two).status).toBe(200);
     expect((await three).status).toBe(200);
-    expect(s.app.lobby.waitingFrom('127.0.0.1')).toBe(0);
+    expect(s.queue.waitingFrom('127.0.0.1')).toBe(0);
   });
 
   it('is off at 0', async () => {
@@ -97,7 +97,7 @@ describe('a flood at the caps', () => {
       );
       await eventually(() => statuses.filter((x) => x !== undefined).length === 950, 20_000, '950 answers');
       expect(statuses.filter((x) => x === 503)).toHaveLength(950);
-      expect(s.app.lobby.footprint).toEqual({ waiting: 50, pools: 50, addresses: 1, usedCodes: 0 });
+      expect(s.queue.footprint).toEqual({ waiting: 50, rooms: 50, keys: 1, usedCodes: 0 });
 
       // The 50 that got in are unaffected: a partner for each pairs with it.
       const waitingIndexes = statuses.flatMap((x, i) => (x === undefined ? [i] : []));
@@ -108,7 +108,7 @@ describe('a flood at the caps', () => {
       expect(partners.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
       const waiters = await Promise.all(waitingIndexes.map((i) => asks[i] ?? Promise.reject(new Error(`no request ${i}`))));
       expect(waiters.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
-      expect(s.app.lobby.footprint).toEqual({ waiting: 0, pools: 0, addresses: 0, usedCodes: 0 });
+      expect(s.queue.footprint).toEqual({ waiting: 0, rooms: 0, keys: 0, usedCodes: 0 });
     } finally {
       await agent.destroy();
     }

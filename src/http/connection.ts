@@ -6,12 +6,22 @@ import type { Socket } from 'node:net';
 export type RawRequest = IncomingMessage | Http2ServerRequest;
 export type RawResponse = ServerResponse | Http2ServerResponse;
 
+const connectionIds = new WeakMap<object, string>();
+let connections = 0;
+
 /**
- * Identity of the connection a request came on. HTTP/2 multiplexes many requests over one session
- * (one socket, one ip:port), so the session is the connection; on HTTP/1.1 the socket is.
+ * The name of the connection a request came on, unique in this process. HTTP/2 multiplexes many
+ * requests over one session (one socket, one ip:port), so the session is the connection; on
+ * HTTP/1.1 the socket is.
  */
-export function connectionOf(raw: RawRequest): object {
-  return 'stream' in raw ? raw.stream.session ?? raw.stream : raw.socket;
+export function connectionId(raw: RawRequest): string {
+  const connection: object = 'stream' in raw ? (raw.stream.session ?? raw.stream) : raw.socket;
+  let id = connectionIds.get(connection);
+  if (id === undefined) {
+    id = String(++connections);
+    connectionIds.set(connection, id);
+  }
+  return id;
 }
 
 /**

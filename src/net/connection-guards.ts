@@ -3,8 +3,8 @@ import { constants as h2, type Http2SecureServer, type Http2Session, type Server
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from './config.js';
-import { MAX_HEADER_BYTES } from './errors.js';
+import type { Config } from '../config.js';
+import { MAX_HEADER_BYTES } from '../protocol/schemas.js';
 
 type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs' | 'maxStreamsPerConnection'>;
 

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
 import { Agent, request, type Dispatcher } from 'undici';
-import { MatchWithMeta, type Match } from './protocol.js';
+import { MatchWithMeta, type Match } from '../protocol/index.js';
 
 export interface FindPeerOptions {
   /** The server, e.g. `https://pairup.example:3030`. Its path is ignored. */
@@ -30,7 +30,7 @@ export interface FindPeerOptions {
 }
 
 /** The server's answer: where the partner is, and what the two now share (src/protocol.ts). */
-export type { Match } from './protocol.js';
+export type { Match } from '../protocol/index.js';
 
 /** A failure: the server's status, error code and message (status 0 when it was not reached). */
 export class PairupError extends Error {

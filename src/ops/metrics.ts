@@ -8,7 +8,7 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { LobbyObserver, Outcome, Refusal, Room, Ticket } from './lobby.js';
+import type { LobbyObserver, Outcome, Room } from '../core/types.js';
 
 const OTHER_POOLS = 'other';
 const CODE_LABEL = '(code)';
@@ -16,7 +16,7 @@ const CODE_LABEL = '(code)';
 /** How each ending is counted in pairup_outcomes_total. */
 const OUTCOME_LABELS = ['matched', 'timeout', 'aborted', 'rejected', 'shutdown'] as const;
 type OutcomeLabel = (typeof OUTCOME_LABELS)[number];
-const LABEL_OF: Readonly<Record<Outcome['kind'], OutcomeLabel>> = {
+const LABEL_OF: Readonly<Record<Exclude<Outcome['kind'], 'refused' | 'failed'>, OutcomeLabel>> = {
   matched: 'matched',
   timeout: 'timeout',
   gone: 'aborted',
@@ -168,23 +168,25 @@ export class Metrics implements LobbyObserver {
     });
   }
 
-  queued(ticket: Ticket): void {
-    this.#stats(ticket.room).waiting++;
+  queued(room: Room): void {
+    this.#stats(room).waiting++;
   }
 
-  settled(ticket: Ticket, outcome: Outcome, wasQueued: boolean): void {
-    const stats = this.#stats(ticket.room);
+  settled(room: Room, outcome: Outcome, wasQueued: boolean): void {
+    if (outcome.kind === 'refused') {
+      // Turned away by a limit; refusals of codes and at shutdown are not outcomes of a wait.
+      if (outcome.refusal === 'full' || outcome.refusal === 'ip_limit') this.#stats(room).outcomes.rejected++;
+      return;
+    }
+    const stats = this.#stats(room);
     if (wasQueued) stats.waiting--;
+    if (outcome.kind === 'failed') return; // a server error: counted by pairup_requests_total{status="500"}
     stats.outcomes[LABEL_OF[outcome.kind]]++;
     // One match, and one wait, per pair: counted on the waiter's side.
     if (outcome.kind === 'matched' && outcome.initiator) {
       stats.matches++;
       stats.wait.observe(outcome.waitedMs / 1000);
     }
-  }
-
-  refused(room: Room, refusal: Refusal): void {
-    if (refusal === 'full' || refusal === 'ip_limit') this.#stats(room).outcomes.rejected++;
   }
 
   #stats(room: Room): PoolStats {

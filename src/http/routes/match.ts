@@ -1,11 +1,15 @@
 import { Type } from 'typebox';
-import type { AnyReply, AnyRequest, App } from '../app.js';
-import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../address.js';
-import { connectionOf, responseGone, watchResponse, type RawResponse } from '../connection.js';
-import { ApiError, errors, type ErrorCode } from '../errors.js';
+import type { Lobby } from '../../core/lobby.js';
+import type { Ticket } from '../../core/ticket.js';
+import type { Outcome, Refusal, Room } from '../../core/types.js';
+import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
+import { errors, type ErrorCode } from '../../protocol/errors.js';
+import { ApiError } from '../api-error.js';
+import { connectionId, responseGone, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
-import type { Lobby, Outcome, Refusal, Room, Ticket } from '../lobby.js';
+import { methodNotAllowed } from '../method-not-allowed.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
+import type { AnyReply, AnyRequest, App } from '../types.js';
 import {
   BODY_LIMIT_BYTES,
   CODE_PATTERN,
@@ -16,7 +20,7 @@ import {
   META_MAX_BYTES,
   POOL_PATTERN,
   TIMEOUT_PATTERN,
-} from '../protocol.js';
+} from '../../protocol/schemas.js';
 
 const Pool = Type.String({ pattern: POOL_PATTERN });
 const Code = Type.String({ pattern: CODE_PATTERN });
@@ -70,13 +74,11 @@ export interface MatchRouteOptions {
   readonly maxWaitingPerIp: number;
 }
 
-export interface MatchRoutes {
-  /** Resolves once every waiter answered `shutdown` has had its answer written out. */
-  shutdownAnswers(): Promise<void>;
-}
-
-/** `GET /` and `POST /`: wait for a partner in a pool, answer with its address. */
-export function registerMatchRoutes(app: App, options: MatchRouteOptions): MatchRoutes {
+/**
+ * `GET /` and `POST /`: wait for a partner in a pool, answer with its address. At shutdown it answers
+ * every waiter itself (a long-poll would otherwise hold `fastify.close()` for its whole timeout).
+ */
+export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?: Error) => void): void {
   const { lobby, matchTimeoutMs, ipv6PrefixBits } = options;
   const clientAddress = clientAddressOf(options.proxyProtocol ? false : options.trustProxy);
   const maxTimeoutS = matchTimeoutMs / 1000;
@@ -112,18 +114,21 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     const { ip, via } = clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
     const joined = lobby.join({
       room: wanted.room,
-      ip: limitKey(ip, ipv6PrefixBits),
+      limitKey: limitKey(ip, ipv6PrefixBits),
       address: formatAddress(ip, request.socket.remotePort ?? 0),
       via,
-      connection: connectionOf(request.raw),
+      connection: connectionId(request.raw),
       meta: wanted.meta,
       timeoutMs: wanted.timeoutMs,
       isGone: () => responseGone(res),
       watch: (onGone) => watchResponse(res, onGone),
     });
-    if (typeof joined === 'string') throw refusalError(joined);
     const outcome = await joined.outcome;
     switch (outcome.kind) {
+      case 'refused':
+        throw refusalError(outcome.refusal);
+      case 'failed':
+        throw outcome.error;
       case 'matched': {
         const { peer } = outcome;
         if (!outcome.initiator) {
@@ -218,13 +223,17 @@ export function registerMatchRoutes(app: App, options: MatchRouteOptions): Match
     },
   });
 
-  return {
-    async shutdownAnswers() {
-      // Handlers resume from their settled outcome in microtasks: all have written by the next turn.
-      await new Promise(setImmediate);
-      await Promise.all(shutdownWrites.splice(0));
-    },
-  };
+  methodNotAllowed(app, '/', ['GET', 'POST']);
+
+  // Answer every waiter now, and let those answers reach the wire before connections close.
+  app.addHook('preClose', async () => {
+    const answered = lobby.close();
+    app.log.info({ waiters: answered }, 'shutting down: answered every waiter');
+    // Handlers resume from their settled outcome in microtasks: all have written by the next turn.
+    await new Promise(setImmediate);
+    await Promise.all(shutdownWrites.splice(0));
+  });
+  done();
 }
 
 /** Resolves when the response has been handed to the connection, or can no longer be. */

@@ -13,6 +13,8 @@ export const TIMEOUT_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,9})?$';
 export const META_MAX_BYTES = 2048;
 /** Room for pool, timeout and a full meta object with JSON's escaping. */
 export const BODY_LIMIT_BYTES = 8192;
+/** The most request headers may take, over HTTP/1.1 and HTTP/2 alike (431 beyond). */
+export const MAX_HEADER_BYTES = 16_384;
 /** An address as the server shows it: `203.0.113.7:57753`, `[2001:db8::1]:57753`. */
 export const ADDRESS_PATTERN = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|\\[[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?\\]):[0-9]{1,5}$';
 /** A match secret: 32 bytes, base64url. */

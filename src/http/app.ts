@@ -1,21 +1,21 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RouteGenericInterface } from 'fastify';
-import type { Http2SecureServer } from 'node:http2';
+import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
-import { compileTrust } from './address.js';
-import { SECURE_CONTEXT_OPTIONS } from './certificates.js';
-import type { Config } from './config.js';
-import { ApiError, MAX_HEADER_BYTES } from './errors.js';
-import { guardConnections } from './connection-guards.js';
-import { watchEventLoop } from './overload.js';
+import type { Config } from '../config.js';
+import type { Lobby } from '../core/lobby.js';
+import { compileTrust } from '../net/address.js';
+import { SECURE_CONTEXT_OPTIONS } from '../net/certificates.js';
+import { guardConnections } from '../net/connection-guards.js';
+import { acceptProxyProtocol } from '../net/proxy-protocol.js';
+import type { Metrics } from '../ops/metrics.js';
+import { watchEventLoop } from '../ops/overload.js';
+import { MAX_HEADER_BYTES } from '../protocol/index.js';
+import { ApiError } from './api-error.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
-import { Lobby, type Ticket } from './lobby.js';
-import { Matchmaker } from './matchmaker.js';
-import type { Metrics } from './metrics.js';
-import { acceptProxyProtocol } from './proxy-protocol.js';
-import { registerHealthRoute } from './routes/health.js';
-import { registerMatchRoutes } from './routes/match.js';
+import { healthRoutes } from './routes/health.js';
+import { matchRoutes } from './routes/match.js';
 import { securityHeaders } from './security-headers.js';
+import type { App } from './types.js';
 
 export interface TlsMaterial {
   readonly key: string | Buffer;
@@ -23,6 +23,8 @@ export interface TlsMaterial {
 }
 
 export interface AppOptions {
+  /** The waiting room, over whichever queue backend main.ts chose. */
+  readonly lobby: Lobby;
   readonly tls: TlsMaterial;
   /** Where log lines go; standard output when absent. */
   readonly logStream?: DestinationStream;
@@ -39,7 +41,7 @@ declare module 'fastify' {
   }
 }
 
-function createInstance(config: Config, options: AppOptions, security: Readonly<Record<string, string>>) {
+function createInstance(config: Config, options: AppOptions, security: Readonly<Record<string, string>>): App {
   return Fastify({
     http2: true,
     https: {
@@ -78,10 +80,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
-export type App = ReturnType<typeof createInstance>;
-/** Request and reply of any route, whatever its schema. */
-export type AnyRequest = FastifyRequest<RouteGenericInterface, Http2SecureServer>;
-export type AnyReply = FastifyReply<RouteGenericInterface, Http2SecureServer>;
+export type { App } from './types.js';
 
 /** The server, ready to listen but not listening: only main.ts binds ports and handles signals. */
 export function buildApp(config: Config, options: AppOptions): App {
@@ -96,8 +95,12 @@ export function buildApp(config: Config, options: AppOptions): App {
       log: app.log,
     });
   }
-  const { metrics } = options;
-  const lobby = new Lobby(new Matchmaker<Ticket>(), config, metrics);
+  // Requests whose body never came would hold the close until their deadline: nobody waits on them.
+  app.addHook('preClose', (done) => {
+    guards.endUnfinished();
+    done();
+  });
+  const { metrics, lobby } = options;
   app.decorate('lobby', lobby);
   if (metrics !== undefined) {
     metrics.watchConnections(app.server);
@@ -133,19 +136,9 @@ export function buildApp(config: Config, options: AppOptions): App {
     sendError(reply, new ApiError('not_found', [request.method, path.slice(0, 256)]));
   });
 
-  const matchRoutes = registerMatchRoutes(app, { lobby, ...config });
-  registerHealthRoute(app, lobby);
-  methodNotAllowed(app, '/', ['GET', 'POST']);
-  methodNotAllowed(app, '/healthz', ['GET', 'HEAD']);
-
-  // fastify.close() waits for in-flight requests, and a long-poll would hold it for its whole
-  // timeout: answer every waiter now, and let those answers reach the wire before connections close.
-  app.addHook('preClose', async () => {
-    const answered = lobby.close();
-    app.log.info({ waiters: answered }, 'shutting down: answered every waiter');
-    await matchRoutes.shutdownAnswers();
-    guards.endUnfinished();
-  });
+  // Each route group is a plugin owning its routes, its 405s and its shutdown.
+  void app.register(matchRoutes, { lobby, ...config });
+  void app.register(healthRoutes, { lobby });
   return app;
 }
 
@@ -154,17 +147,4 @@ function headerListBytes(rawHeaders: readonly string[]): number {
   let bytes = 0;
   for (const field of rawHeaders) bytes += field.length + 16;
   return bytes;
-}
-
-/** 405 with an Allow header for every other method on a known path. */
-function methodNotAllowed(app: App, url: string, allowed: readonly string[]): void {
-  const allow = allowed.join(', ');
-  const others = app.supportedMethods.filter((method) => !allowed.includes(method));
-  app.route({
-    method: others,
-    url,
-    handler: (request, reply) => {
-      sendError(reply.header('allow', allow), new ApiError('method_not_allowed', [request.method, url, allow]));
-    },
-  });
 }

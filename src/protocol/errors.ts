@@ -1,4 +1,4 @@
-import { format } from 'node:util';
+import { CODE_PATTERN, POOL_PATTERN } from './schemas.js';
 
 /**
  * Every error the server answers, in one table: its code (the `error` field of the JSON body),
@@ -16,12 +16,9 @@ function def<const C extends string>(code: C, status: number, message: string, r
   return Object.freeze({ code, status, message, ...(retryAfterS === undefined ? {} : { retryAfterS }) });
 }
 
-/** The most request headers may take, over HTTP/1.1 and HTTP/2 alike (431 beyond). */
-export const MAX_HEADER_BYTES = 16_384;
-
 export const errors = Object.freeze({
-  invalid_pool: def('invalid_pool', 400, 'pool must match ^[A-Za-z0-9._~-]{1,64}$'),
-  invalid_code: def('invalid_code', 400, 'code must match ^[A-Za-z0-9._~-]{1,64}$'),
+  invalid_pool: def('invalid_pool', 400, `pool must match ${POOL_PATTERN}`),
+  invalid_code: def('invalid_code', 400, `code must match ${CODE_PATTERN}`),
   pool_and_code: def('pool_and_code', 400, 'give either pool or code, not both'),
   invalid_timeout: def(
     'invalid_timeout',
@@ -62,33 +59,8 @@ export const errors = Object.freeze({
 
 export type ErrorCode = keyof typeof errors;
 
-/** An answer that is an error: thrown by routes, written by the app's error handler. */
-export class ApiError extends Error {
-  readonly code: ErrorCode;
-  readonly statusCode: number;
-  readonly retryAfterS: number | undefined;
-  /** The request field the error is about, when there is one. */
-  readonly field: string | undefined;
-  /** Figures a program can act on without reading the message (invalid_timeout: maxTimeoutS). */
-  readonly details: Readonly<Record<string, number>> | undefined;
-
-  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string, details?: Readonly<Record<string, number>>) {
-    const entry: ErrorDef = errors[code];
-    super(args.length === 0 ? entry.message : format(entry.message, ...args));
-    this.name = 'ApiError';
-    this.code = code;
-    this.statusCode = entry.status;
-    this.retryAfterS = entry.retryAfterS;
-    this.field = field;
-    this.details = details;
-  }
-
-  toJSON(): { error: string; message: string; field?: string } {
-    return {
-      error: this.code,
-      message: this.message,
-      ...(this.field === undefined ? {} : { field: this.field }),
-      ...this.details,
-    };
-  }
+/** An entry's message with its `%s` filled in order by `args`. */
+export function errorMessage(code: ErrorCode, args: readonly unknown[] = []): string {
+  let next = 0;
+  return errors[code].message.replace(/%s/g, () => String(args[next++]));
 }

@@ -6,6 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
+import { canonicalIp, ipv6Groups, normalizeIp } from './address.js';
 import type { FastifyBaseLogger } from 'fastify';
 
 const MAGIC_COOKIE = 0x2112a442;
@@ -39,7 +40,9 @@ function bindingTransaction(message: Buffer): Buffer | undefined {
 
 /** A Binding success response carrying `address`:`port` as XOR-MAPPED-ADDRESS. */
 export function bindingSuccess(transaction: Buffer, address: string, port: number): Buffer {
-  const ipv4 = plainIpv4(address);
+  // An IPv4 client of a dual-stack socket (`::ffff:1.2.3.4`) is told its IPv4 address.
+  const plain = normalizeIp(address);
+  const ipv4 = isIPv4(plain) ? plain : undefined;
   const addressBytes = ipv4 !== undefined ? ipv4Bytes(ipv4) : ipv6Bytes(address);
   const valueLength = 4 + addressBytes.length;
   const response = Buffer.alloc(HEADER_BYTES + 4 + valueLength);
@@ -59,27 +62,14 @@ export function bindingSuccess(transaction: Buffer, address: string, port: numbe
   return response;
 }
 
-/** `1.2.3.4` for `1.2.3.4` and for the IPv4-mapped `::ffff:1.2.3.4` of a dual-stack socket. */
-function plainIpv4(address: string): string | undefined {
-  if (isIPv4(address)) return address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  return mapped !== undefined && isIPv4(mapped) ? mapped : undefined;
-}
-
 function ipv4Bytes(address: string): Buffer {
   return Buffer.from(address.split('.').map(Number));
 }
 
-/** The 16 bytes of an IPv6 address as Node prints it (`::` shorthand, a zone after `%` dropped). */
+/** The 16 bytes of an IPv6 address (a zone after `%` dropped). */
 function ipv6Bytes(address: string): Buffer {
-  const [head = '', tail] = (address.split('%', 1)[0] ?? '').split('::');
-  const groups = (part: string | undefined): number[] =>
-    part === undefined || part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16));
-  const left = groups(head);
-  const right = groups(tail);
-  const zeros = tail === undefined ? [] : new Array<number>(8 - left.length - right.length).fill(0);
   const bytes = Buffer.alloc(16);
-  [...left, ...zeros, ...right].forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
+  ipv6Groups(canonicalIp(address.split('%', 1)[0] ?? '')).forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
   return bytes;
 }
 

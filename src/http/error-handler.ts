@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
-import type { AnyReply, AnyRequest } from './app.js';
-import { ApiError } from './errors.js';
+import type { AnyReply, AnyRequest } from './types.js';
+import { ApiError } from './api-error.js';
 
 /** Writes an error answer: JSON body from the error table, Retry-After where retrying helps. */
 export function sendError(reply: AnyReply, error: ApiError): void {

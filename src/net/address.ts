@@ -36,7 +36,7 @@ export function canonicalIp(ip: string): string {
 }
 
 /** The eight 16-bit groups of a canonical IPv6 address (no zone, no embedded IPv4). */
-function ipv6Groups(ip: string): number[] {
+export function ipv6Groups(ip: string): number[] {
   const [head = '', tail] = ip.split('::');
   const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
   const [before, after] = [parse(head), parse(tail ?? '')];

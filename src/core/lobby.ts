@@ -1,0 +1,209 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { JoinStep, MatchQueue, Waiter } from '../queue/seam.js';
+import { newSecret } from './secrets.js';
+import { Ticket } from './ticket.js';
+import { roomKey, type JoinRequest, type Limits, type LobbyObserver, type Outcome } from './types.js';
+
+export interface LobbyOptions {
+  /** The queue backend, shared with other processes or not: the lobby does not build it. */
+  readonly queue: MatchQueue;
+  readonly limits: Limits;
+  readonly observer?: LobbyObserver;
+  /** This process's name in the queue; random by default. */
+  readonly owner?: string;
+  /** Told of a queue failure that ended a request (answered 500): for the log. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/**
+ * The waiting room of one process: admits requests, pairs them through the queue, and settles every
+ * ticket exactly once. Settling is the one place that takes a ticket out of its room, clears its
+ * timer and stops watching its client.
+ *
+ * A pairing is made in two steps: the queue's atomic join claims the oldest acceptable waiter, then
+ * the lobby confirms it: both clients still there, both answered, and only then the claim committed.
+ * A claimed waiter whose client is gone is dropped and the next one claimed.
+ */
+export class Lobby {
+  readonly owner: string;
+  readonly #queue: MatchQueue;
+  readonly #limits: Limits;
+  readonly #observer: LobbyObserver | undefined;
+  readonly #onError: (error: unknown) => void;
+  /** This process's tickets that are joining or waiting, by id. */
+  readonly #tickets = new Map<string, Ticket>();
+  #waiting = 0;
+  #joined = 0;
+  #closing = false;
+
+  constructor(options: LobbyOptions) {
+    this.#queue = options.queue;
+    this.#limits = options.limits;
+    this.#observer = options.observer;
+    this.#onError = options.onError ?? (() => undefined);
+    this.owner = options.owner ?? randomBytes(6).toString('base64url');
+  }
+
+  /** Clients of this process waiting for a partner now (queued, or on their way into the queue). */
+  get waiting(): number {
+    return this.#tickets.size;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** This process's ticket of that id, while it is joining or waiting. */
+  ticket(id: string): Ticket | undefined {
+    return this.#tickets.get(id);
+  }
+
+  /**
+   * Pairs the request with the oldest live waiter of its room from another connection, or queues it
+   * until a partner comes, its timeout passes, its client goes or the server closes. A refusal
+   * (`code_used`, `full`, …) is an outcome like the others.
+   *
+   * A code pairs exactly two clients: once it has made a match it is refused (`code_used`) for
+   * CODE_TTL_MS from that match, and refusals do not extend that. A code its own connection is
+   * already waiting on is refused too (`code_taken`): it cannot be its own partner.
+   */
+  join(request: JoinRequest): Ticket {
+    const waiter: Waiter = {
+      id: `${this.owner}.${++this.#joined}`,
+      room: roomKey(request.room),
+      connection: request.connection,
+      limitKey: request.limitKey,
+      owner: this.owner,
+      address: request.address,
+      via: request.via,
+      meta: request.meta,
+    };
+    const ticket = new Ticket(request, waiter);
+    if (this.#closing) {
+      this.#settle(ticket, { kind: 'refused', refusal: 'closing' });
+      return ticket;
+    }
+    this.#tickets.set(waiter.id, ticket);
+    this.#pair(ticket, request).catch((error: unknown) => {
+      this.#onError(error);
+      this.#settle(ticket, { kind: 'failed', error });
+    });
+    return ticket;
+  }
+
+  /** Answers every waiter `shutdown` and refuses new requests from now on. Returns how many. */
+  close(): number {
+    this.#closing = true;
+    const tickets = [...this.#tickets.values()];
+    for (const ticket of tickets) this.#settle(ticket, { kind: 'shutdown' });
+    return tickets.length;
+  }
+
+  async #pair(ticket: Ticket, request: JoinRequest): Promise<void> {
+    const byCode = request.room.kind === 'code';
+    for (;;) {
+      const step: JoinStep = await this.#queue.join({
+        waiter: ticket.waiter,
+        byCode,
+        mayWait: this.#waiting < this.#limits.maxWaiting,
+        maxPerKey: this.#limits.maxWaitingPerIp,
+        codeTtlMs: this.#limits.codeTtlMs,
+      });
+      switch (step.kind) {
+        case 'refused':
+          this.#settle(ticket, { kind: 'refused', refusal: step.refusal });
+          return;
+        case 'queued':
+          this.#queued(ticket, request);
+          return;
+        case 'claimed':
+          if (await this.#confirm(step.peer, ticket)) return;
+      }
+    }
+  }
+
+  /** The join queued the ticket: it waits, timed and watched, unless it ended meanwhile. */
+  #queued(ticket: Ticket, request: JoinRequest): void {
+    if (ticket.settled) {
+      // Settled while its join was in flight (shutdown): out of the room again.
+      this.#queue.cancel(ticket.waiter).catch(this.#onError);
+      return;
+    }
+    ticket.state = 'queued';
+    this.#waiting++;
+    this.#observer?.queued(ticket.room);
+    if (ticket.isGone()) {
+      this.#settle(ticket, { kind: 'gone' });
+      return;
+    }
+    const leftMs = Math.max(1, request.timeoutMs - (performance.now() - ticket.arrivedAt));
+    ticket.timer = setTimeout(this.#onTimeout, leftMs, ticket);
+    ticket.unwatch = request.watch(() => this.#settle(ticket, { kind: 'gone' }));
+  }
+
+  /**
+   * Pairs `arrival` with the claimed `peer` if both clients are still there: both are answered, then
+   * the claim is committed. Returns false when the peer could not be confirmed (try the next one).
+   */
+  async #confirm(peer: Waiter, arrival: Ticket): Promise<boolean> {
+    if (arrival.settled || arrival.isGone()) {
+      // The arrival itself left (or the server is closing): the peer waits on, where it was.
+      await this.#queue.abort(peer, true);
+      this.#settle(arrival, { kind: 'gone' });
+      return true;
+    }
+    if (peer.owner !== this.owner) {
+      // A waiter of another process: the backend that shares rooms between processes brings the
+      // means to ask it. Without one, no claim of it can be confirmed.
+      await this.#queue.abort(peer, true);
+      throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
+    }
+    const held = this.#tickets.get(peer.id);
+    if (held === undefined || held.settled || held.isGone()) {
+      // Its client left before the close event reached us (or it ended while claimed): never handed out.
+      await this.#queue.abort(peer, false);
+      if (held !== undefined) {
+        held.state = 'done';
+        this.#waiting--;
+        this.#settle(held, { kind: 'gone' }, true);
+      }
+      return false;
+    }
+    // Both are here: both are answered, in this same turn, then the claim is committed.
+    held.state = 'done';
+    this.#waiting--;
+    const matchId = randomUUID();
+    const secret = newSecret();
+    const now = performance.now();
+    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt }, true);
+    this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
+    await this.#queue.confirm(peer);
+    return true;
+  }
+
+  readonly #onTimeout = (ticket: Ticket): void => {
+    this.#settle(ticket, { kind: 'timeout', waitedMs: performance.now() - ticket.arrivedAt });
+  };
+
+  /**
+   * The one place a ticket ends: its outcome set (first one wins), its timer cleared, its client no
+   * longer watched, and out of its room. `wasQueued` tells a waiter claimed out of the room already.
+   */
+  #settle(ticket: Ticket, outcome: Outcome, wasQueued = false): void {
+    if (!ticket.settleOnce(outcome)) return;
+    this.#tickets.delete(ticket.id);
+    clearTimeout(ticket.timer);
+    ticket.unwatch?.();
+    ticket.timer = ticket.unwatch = undefined;
+    const queued = ticket.state === 'queued';
+    if (queued) this.#leave(ticket);
+    this.#observer?.settled(ticket.room, outcome, queued || wasQueued);
+  }
+
+  /** A queued ticket leaves its room (it did not get a partner). */
+  #leave(ticket: Ticket): void {
+    ticket.state = 'done';
+    this.#waiting--;
+    this.#queue.cancel(ticket.waiter).catch(this.#onError);
+  }
+}

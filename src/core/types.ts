@@ -1,0 +1,86 @@
+/**
+ * The words the lobby, the routes and the metrics share: a leaf module, imported by all of them,
+ * importing nothing but the queue's plain-data types.
+ */
+import type { QueueRefusal, Waiter } from '../queue/seam.js';
+
+/**
+ * Where a client waits: a pool (anyone in it may be its partner) or a rendezvous code (only the one
+ * other client presenting the same code may be). Pools and codes are separate namespaces.
+ */
+export interface Room {
+  readonly kind: 'pool' | 'code';
+  readonly name: string;
+}
+
+/** The queue's key for a room: pools and codes never share one. */
+export function roomKey(room: Room): string {
+  return `${room.kind}:${room.name}`;
+}
+
+/** Where a client's address came from: its own connection, or X-Forwarded-For from a trusted proxy. */
+export type AddressSource = 'socket' | 'x-forwarded-for';
+
+/** What a client is asking for, as the route has validated it. */
+export interface JoinRequest {
+  readonly room: Room;
+  /** What MAX_WAITING_PER_IP counts: the client's IP, or its IPv6 network (net/address.ts limitKey). */
+  readonly limitKey: string;
+  /** Observed address as shown to the partner (`host:port`). */
+  readonly address: string;
+  /**
+   * Where the address came from: the connection itself, or X-Forwarded-For from a trusted proxy
+   * (then the port is the proxy's connection's, not the client's).
+   */
+  readonly via: AddressSource;
+  /** The client's connection, named: two requests on one connection are never paired. */
+  readonly connection: string;
+  readonly meta: Record<string, unknown> | undefined;
+  readonly timeoutMs: number;
+  /** True once the client is known to have gone, even before its close event has run. */
+  readonly isGone: () => boolean;
+  /** Calls `onGone` when the client goes away; returns the function that stops watching. */
+  readonly watch: (onGone: () => void) => () => void;
+}
+
+/** What a client learns of its partner. Plain data: the partner may be held by another process. */
+export type Partner = Pick<Waiter, 'address' | 'via' | 'meta'>;
+
+export type Refusal = QueueRefusal | 'closing';
+
+/** How a ticket ended. Exactly one per ticket; the first to happen wins. */
+export type Outcome =
+  | {
+      readonly kind: 'matched';
+      readonly matchId: string;
+      /** 32 random bytes, base64url, the same for both partners: for them alone, never logged. */
+      readonly secret: string;
+      readonly peer: Partner;
+      /** True for the partner that was waiting, false for the one whose arrival made the match. */
+      readonly initiator: boolean;
+      readonly waitedMs: number;
+    }
+  | { readonly kind: 'timeout'; readonly waitedMs: number }
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'shutdown' }
+  /** Turned away before it could wait; the route answers the refusal's error. */
+  | { readonly kind: 'refused'; readonly refusal: Refusal }
+  /** The queue backend failed; the route answers 500. */
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+export interface Limits {
+  /** Most clients this process holds waiting (a per-process bound: it protects this process's memory). */
+  readonly maxWaiting: number;
+  /** 0: no per-IP limit. */
+  readonly maxWaitingPerIp: number;
+  /** How long a code that made a match stays used (refused to everyone). */
+  readonly codeTtlMs: number;
+}
+
+/** What the lobby tells whoever measures it (metrics). Called synchronously; must not throw. */
+export interface LobbyObserver {
+  /** A client was queued to wait for a partner. */
+  queued(room: Room): void;
+  /** A client's request ended; `wasQueued` when it had been waiting in its room. */
+  settled(room: Room, outcome: Outcome, wasQueued: boolean): void;
+}

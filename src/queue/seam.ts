@@ -1,0 +1,76 @@
+/**
+ * The queue seam: everything the processes serving one set of pools must agree on, on plain data
+ * (ids, strings, numbers; no closures, no object identity), so that a backend shared across
+ * processes (Redis) is one more implementation of this interface. The in-memory backend
+ * (`memory.ts`) is the default.
+ *
+ * The only way into a room is {@link MatchQueue.join}: one atomic step that either claims the oldest
+ * acceptable waiter or queues the caller. There is no separate "is anyone waiting?" question a caller
+ * could act on later, so the check-then-act race cannot be written.
+ */
+
+/** A client waiting for a partner, as the queue keeps it. Plain data: it may cross a network. */
+export interface Waiter {
+  /** Unique across every process sharing the queue. */
+  readonly id: string;
+  /** The room's key: `pool:NAME` or `code:NAME`; pools and codes never share one. */
+  readonly room: string;
+  /** The client's connection: two requests of one connection are never paired. */
+  readonly connection: string;
+  /** What MAX_WAITING_PER_IP counts: the client's IP, or its IPv6 network. */
+  readonly limitKey: string;
+  /** The process that holds the client's request: only it can answer, so only it can confirm. */
+  readonly owner: string;
+  /** What the partner is told: the client's address (`host:port`), where it came from, its meta. */
+  readonly address: string;
+  readonly via: 'socket' | 'x-forwarded-for';
+  readonly meta: Readonly<Record<string, unknown>> | undefined;
+}
+
+export type QueueRefusal =
+  /** The code already paired two clients, within its time to live. */
+  | 'code_used'
+  /** The caller's own connection already waits with this code. */
+  | 'code_taken'
+  /** The caller may not wait here (its process is full), and nobody was there to pair with. */
+  | 'full'
+  /** The caller's address already has `maxPerKey` clients waiting, and nobody was there to pair with. */
+  | 'ip_limit';
+
+export interface JoinRequest {
+  readonly waiter: Waiter;
+  /** A rendezvous code: pairs exactly two, then is used for `codeTtlMs`. */
+  readonly byCode: boolean;
+  /** Whether the caller may be queued (its process is under MAX_WAITING). */
+  readonly mayWait: boolean;
+  /** Most waiters of one limit key; 0: no limit. */
+  readonly maxPerKey: number;
+  readonly codeTtlMs: number;
+}
+
+export type JoinStep =
+  /**
+   * `peer` was taken out of the room for the caller (and a code marked used): the caller must
+   * {@link MatchQueue.confirm} it once its owner has answered it, or {@link MatchQueue.abort} it.
+   */
+  | { readonly kind: 'claimed'; readonly peer: Waiter }
+  /** The caller waits in the room until claimed or cancelled. */
+  | { readonly kind: 'queued' }
+  | { readonly kind: 'refused'; readonly refusal: QueueRefusal };
+
+export interface MatchQueue {
+  /** Pop-or-push in one atomic step; see {@link JoinStep}. */
+  join(request: JoinRequest): Promise<JoinStep>;
+  /** The claimed `peer` was answered by its owner: the match stands. The single commit point. */
+  confirm(peer: Waiter): Promise<void>;
+  /**
+   * The claimed `peer` could not be confirmed. `stillThere`: its owner may still hold it (no answer
+   * came), so it waits again where it was; otherwise it is gone for good. Either way a code it
+   * marked used is free again, and the caller tries the next waiter.
+   */
+  abort(peer: Waiter, stillThere: boolean): Promise<void>;
+  /** A waiter leaves its room (timed out, client gone, shutdown). False when it was not waiting: claimed first. */
+  cancel(waiter: Waiter): Promise<boolean>;
+  /** Stops using the backend (connections, timers). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,218 @@
+/**
+ * The conformance suite of the queue seam: every backend (in memory, Redis) must pass it, with exact
+ * outcomes. Run it with `describeQueueConformance(name, factory)` from a backend's test file.
+ */
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { JoinRequest, JoinStep, MatchQueue, QueueRefusal, Waiter } from '../../src/queue/seam.js';
+
+export interface QueueUnderTest {
+  readonly queue: MatchQueue;
+  /** Removes whatever the backend kept, and closes it. */
+  cleanup(): Promise<void>;
+}
+
+let ids = 0;
+/** A waiter of connection `connection` in `room`, counted under `limitKey`. */
+export function waiter(room: string, connection: string, limitKey = 'k'): Waiter {
+  return { id: `w${++ids}`, room, connection, limitKey, owner: 'test', address: `192.0.2.1:${ids}`, via: 'socket', meta: undefined };
+}
+
+function request(w: Waiter, overrides: Partial<JoinRequest> = {}): JoinRequest {
+  return { waiter: w, byCode: w.room.startsWith('code:'), mayWait: true, maxPerKey: 0, codeTtlMs: 60_000, ...overrides };
+}
+
+const claimed = (peer: Waiter): JoinStep => ({ kind: 'claimed', peer });
+const queued: JoinStep = { kind: 'queued' };
+const refused = (refusal: QueueRefusal): JoinStep => ({ kind: 'refused', refusal });
+
+export function describeQueueConformance(name: string, create: () => Promise<QueueUnderTest>): void {
+  describe(`MatchQueue conformance: ${name}`, () => {
+    let under: QueueUnderTest;
+    let queue: MatchQueue;
+    beforeEach(async () => {
+      under = await create();
+      queue = under.queue;
+    });
+    afterEach(() => under.cleanup());
+
+    it('queues the first and hands it to the second, oldest first within a room', async () => {
+      const [a1, a2] = [waiter('pool:p', 'A'), waiter('pool:p', 'A')];
+      expect(await queue.join(request(a1))).toEqual(queued);
+      expect(await queue.join(request(a2))).toEqual(queued); // same connection: not a partner
+      const b = waiter('pool:p', 'B');
+      expect(await queue.join(request(b))).toEqual(claimed(a1));
+      await queue.confirm(a1);
+      const c = waiter('pool:p', 'C');
+      expect(await queue.join(request(c))).toEqual(claimed(a2));
+      await queue.confirm(a2);
+      expect(await queue.join(request(waiter('pool:p', 'D')))).toEqual(queued);
+    });
+
+    it('keeps rooms apart: pools of other names, and a code of the same name as a pool', async () => {
+      expect(await queue.join(request(waiter('pool:x', 'A')))).toEqual(queued);
+      expect(await queue.join(request(waiter('pool:y', 'B')))).toEqual(queued);
+      expect(await queue.join(request(waiter('code:x', 'C')))).toEqual(queued);
+      const d = waiter('code:y', 'D');
+      expect(await queue.join(request(d))).toEqual(queued);
+      const e = waiter('code:y', 'E');
+      expect(await queue.join(request(e))).toEqual(claimed(d));
+    });
+
+    it('never hands a connection its own waiter', async () => {
+      const a = waiter('pool:p', 'A');
+      expect(await queue.join(request(a))).toEqual(queued);
+      expect(await queue.join(request(waiter('pool:p', 'A')))).toEqual(queued);
+      expect(await queue.join(request(waiter('pool:p', 'A'), { mayWait: false }))).toEqual(refused('full'));
+    });
+
+    it('pairs exactly two with a code, refuses it for its time to live, and refuses a connection its own code', async () => {
+      const a = waiter('code:c', 'A');
+      expect(await queue.join(request(a))).toEqual(queued);
+      expect(await queue.join(request(waiter('code:c', 'A')))).toEqual(refused('code_taken'));
+      const b = waiter('code:c', 'B');
+      expect(await queue.join(request(b, { codeTtlMs: 300 }))).toEqual(claimed(a));
+      await queue.confirm(a);
+      expect(await queue.join(request(waiter('code:c', 'C')))).toEqual(refused('code_used'));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await queue.join(request(waiter('code:c', 'D')))).toEqual(queued);
+    });
+
+    it('gives a code back when its claim is aborted, and a waiter still there its place at the head', async () => {
+      const a = waiter('code:c', 'A');
+      await queue.join(request(a));
+      expect(await queue.join(request(waiter('code:c', 'B')))).toEqual(claimed(a));
+      await queue.abort(a, true);
+      const c = waiter('code:c', 'C');
+      expect(await queue.join(request(c))).toEqual(claimed(a));
+      await queue.abort(a, false);
+      // Gone for good: the code is free, and the room empty.
+      expect(await queue.join(request(c))).toEqual(queued);
+      const p1 = waiter('pool:p', 'P1');
+      const p2 = waiter('pool:p', 'P1');
+      await queue.join(request(p1));
+      await queue.join(request(p2));
+      expect(await queue.join(request(waiter('pool:p', 'Q')))).toEqual(claimed(p1));
+      await queue.abort(p1, true);
+      expect(await queue.join(request(waiter('pool:p', 'R')))).toEqual(claimed(p1));
+    });
+
+    it('counts waiters per limit key: refuses to queue past the limit, still pairs, frees on leaving', async () => {
+      const limited = { maxPerKey: 2 };
+      const [a, b] = [waiter('pool:a', 'A', 'ip1'), waiter('pool:b', 'B', 'ip1')];
+      expect(await queue.join(request(a, limited))).toEqual(queued);
+      expect(await queue.join(request(b, limited))).toEqual(queued);
+      expect(await queue.join(request(waiter('pool:c', 'C', 'ip1'), limited))).toEqual(refused('ip_limit'));
+      expect(await queue.join(request(waiter('pool:c', 'C', 'ip2'), limited))).toEqual(queued);
+      // One that finds a partner never waits, so no limit applies to it.
+      expect(await queue.join(request(waiter('pool:a', 'D', 'ip1'), limited))).toEqual(claimed(a));
+      await queue.confirm(a);
+      expect(await queue.join(request(waiter('pool:e', 'E', 'ip1'), limited))).toEqual(queued);
+      expect(await queue.cancel(b)).toBe(true);
+      expect(await queue.join(request(waiter('pool:f', 'F', 'ip1'), limited))).toEqual(queued);
+    });
+
+    it('cancels a waiter once; not after it was claimed', async () => {
+      const a = waiter('pool:p', 'A');
+      await queue.join(request(a));
+      expect(await queue.cancel(a)).toBe(true);
+      expect(await queue.cancel(a)).toBe(false);
+      const b = waiter('pool:p', 'B');
+      await queue.join(request(b));
+      expect(await queue.join(request(waiter('pool:p', 'C')))).toEqual(claimed(b));
+      expect(await queue.cancel(b)).toBe(false);
+      await queue.confirm(b);
+      expect(await queue.join(request(waiter('pool:p', 'D')))).toEqual(queued);
+    });
+
+    it('agrees with a simple model on random sequences of joins, cancels, confirms and aborts', async () => {
+      const op = fc.oneof(
+        fc.record({ kind: fc.constant('join' as const), room: fc.constantFrom('pool:p', 'pool:q', 'code:c', 'code:d'), connection: fc.constantFrom('A', 'B', 'C'), key: fc.constantFrom('k1', 'k2'), mayWait: fc.boolean() }),
+        fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(), how: fc.constantFrom('confirm', 'abort-there', 'abort-gone') }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+          await under.cleanup();
+          under = await create();
+          const real = under.queue;
+          const model = new ModelQueue();
+          const known: Waiter[] = [];
+          const open: Waiter[] = []; // claimed, not yet confirmed or aborted
+          for (const o of ops) {
+            if (o.kind === 'join') {
+              const w = waiter(o.room, o.connection, o.key);
+              known.push(w);
+              const req = request(w, { mayWait: o.mayWait, maxPerKey: 2 });
+              const step = await real.join(req);
+              expect(step).toEqual(model.join(req));
+              if (step.kind === 'claimed') open.push(step.peer);
+            } else if (o.kind === 'cancel') {
+              const w = known[o.pick % Math.max(1, known.length)];
+              if (w !== undefined) expect(await real.cancel(w)).toBe(model.cancel(w));
+            } else {
+              const w = open.splice(o.pick % Math.max(1, open.length), 1)[0];
+              if (w === undefined) continue;
+              if (o.how === 'confirm') {
+                await real.confirm(w);
+                model.confirm(w);
+              } else {
+                await real.abort(w, o.how === 'abort-there');
+                model.abort(w, o.how === 'abort-there');
+              }
+            }
+          }
+        }),
+        { numRuns: 150, seed: 11 },
+      );
+    });
+  });
+}
+
+/** The queue's contract, as plainly as it can be written (codes never expire here). */
+class ModelQueue {
+  readonly rooms = new Map<string, Waiter[]>();
+  readonly used = new Set<string>();
+  readonly claims = new Map<string, string | undefined>();
+
+  join(r: JoinRequest): JoinStep {
+    const { waiter: w, byCode } = r;
+    if (byCode && this.used.has(w.room)) return refused('code_used');
+    const list = this.rooms.get(w.room) ?? [];
+    for (const [i, candidate] of list.entries()) {
+      if (candidate.connection === w.connection) {
+        if (byCode) return refused('code_taken');
+        continue;
+      }
+      list.splice(i, 1);
+      this.claims.set(candidate.id, byCode ? w.room : undefined);
+      if (byCode) this.used.add(w.room);
+      return claimed(candidate);
+    }
+    if (!r.mayWait) return refused('full');
+    const count = [...this.rooms.values()].flat().filter((x) => x.limitKey === w.limitKey).length;
+    if (r.maxPerKey > 0 && count >= r.maxPerKey) return refused('ip_limit');
+    this.rooms.set(w.room, [...list, w]);
+    return queued;
+  }
+
+  cancel(w: Waiter): boolean {
+    const list = this.rooms.get(w.room) ?? [];
+    const i = list.findIndex((x) => x.id === w.id);
+    if (i < 0) return false;
+    list.splice(i, 1);
+    return true;
+  }
+
+  confirm(w: Waiter): void {
+    this.claims.delete(w.id);
+  }
+
+  abort(w: Waiter, stillThere: boolean): void {
+    if (!this.claims.has(w.id)) return;
+    const code = this.claims.get(w.id);
+    this.claims.delete(w.id);
+    if (code !== undefined) this.used.delete(code);
+    if (stillThere) this.rooms.set(w.room, [w, ...(this.rooms.get(w.room) ?? [])]);
+  }
+}
