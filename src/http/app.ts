@@ -62,7 +62,7 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
     // No child logger per request (a pino child each time is measurable in the benchmark): the few
     // request-level lines (pairings, internal errors) name what they are about themselves.
     childLoggerFactory: (logger) => logger,
-    // X-Forwarded-For is read by the match route itself (src/address.ts), only valid addresses.
+    // X-Forwarded-For is read by the match route itself (src/net/address.ts), only valid addresses.
     trustProxy: false,
     // Waiters are answered in preClose; requests arriving after that get our own 503.
     return503OnClosing: false,

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ask, eventually, json, startServer, TestClient, type Answer, type TestServer } from '../helpers/server.js';
+import { ask, eventually, json, startServer, TestClient, type Answer, type TestServer } from '../../helpers/server.js';
 
 const JSON_ACCEPT = { accept: 'application/json' };
 

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { generateDevCertificate, type CertificatePem } from '../src/net/dev-certificate.js';
+import { generateDevCertificate, type CertificatePem } from '../../src/net/dev-certificate.js';
 import { request } from 'undici';
-import { expiryOf } from '../src/net/certificates.js';
-import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
-import { ask, TestClient } from './helpers/server.js';
+import { expiryOf } from '../../src/net/certificates.js';
+import { freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
+import { ask, TestClient } from '../helpers/server.js';
 
 let first: CertificatePem;
 let second: CertificatePem;

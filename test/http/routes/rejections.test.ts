@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ask, eventually, json, startServer, type AskOptions, type TestServer } from '../helpers/server.js';
+import { ask, eventually, json, startServer, type AskOptions, type TestServer } from '../../helpers/server.js';
 
 let server: TestServer;
 let agent: Agent;

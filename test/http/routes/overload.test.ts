@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from '../../helpers/server.js';
 
 let server: TestServer;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../src/http/api-error.js';
-import { errors } from '../src/protocol/errors.js';
+import { ApiError } from '../../src/http/api-error.js';
+import { errors } from '../../src/protocol/errors.js';
 
 describe('error table', () => {
   it('keys every entry by its own code', () => {
@@ -27,7 +27,7 @@ describe('error table', () => {
   });
 
   it('is listed in README.md, code and status alike', async () => {
-    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
     const rows = readme.split('\n');
     for (const entry of Object.values(errors)) {
       const retryAfter = entry.retryAfterS === undefined ? '' : String(entry.retryAfterS);

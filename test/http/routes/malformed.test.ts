@@ -1,7 +1,7 @@
 import { connect } from 'node:tls';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ask, json, startServer, type TestServer } from '../helpers/server.js';
+import { ask, json, startServer, type TestServer } from '../../helpers/server.js';
 
 let server: TestServer;
 beforeAll(async () => {

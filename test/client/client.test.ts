@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { findPeer, NoPeerError, PairupError, type Match } from '../src/client/index.js';
-import { ScriptedServer } from './helpers/scripted-server.js';
-import { startServer, testCertificate, type TestServer } from './helpers/server.js';
+import { findPeer, NoPeerError, PairupError, type Match } from '../../src/client/index.js';
+import { ScriptedServer } from '../helpers/scripted-server.js';
+import { startServer, testCertificate, type TestServer } from '../helpers/server.js';
 
 const MATCH: Match = {
   matchId: '00000000-0000-4000-8000-000000000000',

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bindingSuccess, startStunResponder, type StunResponder } from '../src/net/stun.js';
-import { bindingRequest, exchange, readResponse } from './helpers/stun-client.js';
+import { bindingSuccess, startStunResponder, type StunResponder } from '../../src/net/stun.js';
+import { bindingRequest, exchange, readResponse } from '../helpers/stun-client.js';
 
 const warnings: unknown[] = [];
 const log = pino({ level: 'debug' }, { write: (line: string) => warnings.push(line) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, clientAddressOf, formatAddress, limitKey, normalizeIp } from '../src/net/address.js';
+import { canonicalIp, clientAddressOf, formatAddress, limitKey, normalizeIp } from '../../src/net/address.js';
 
 describe('formatAddress', () => {
   it.each([

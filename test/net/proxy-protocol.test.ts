@@ -3,9 +3,9 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
-import { parseProxyHeader } from '../src/net/proxy-protocol.js';
-import { eventually, startServer, type TestServer } from './helpers/server.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { parseProxyHeader } from '../../src/net/proxy-protocol.js';
+import { eventually, startServer, type TestServer } from '../helpers/server.js';
 
 // Headers are built here by hand from the PROXY protocol specification (v1 text, v2 binary).
 

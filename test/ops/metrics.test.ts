@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAdmin } from '../src/ops/admin.js';
-import { Metrics } from '../src/ops/metrics.js';
-import { startStunResponder } from '../src/net/stun.js';
-import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
-import { bindingRequest, exchange } from './helpers/stun-client.js';
+import { buildAdmin } from '../../src/ops/admin.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { startStunResponder } from '../../src/net/stun.js';
+import { ask, eventually, startServer, TestClient, type TestServer } from '../helpers/server.js';
+import { bindingRequest, exchange } from '../helpers/stun-client.js';
 
 /** The samples of a Prometheus text exposition: `name{labels}` → value. */
 function samples(text: string): Map<string, number> {

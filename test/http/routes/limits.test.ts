@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from '../../helpers/server.js';
 
 let server: TestServer | undefined;
 const clients: TestClient[] = [];

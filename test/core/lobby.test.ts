@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Lobby } from '../src/core/lobby.js';
-import type { Ticket } from '../src/core/ticket.js';
-import type { JoinRequest, Outcome } from '../src/core/types.js';
-import { MemoryQueue } from '../src/queue/memory.js';
-import type { JoinStep, MatchQueue } from '../src/queue/seam.js';
-import { audit } from './helpers/audit.js';
+import { Lobby } from '../../src/core/lobby.js';
+import type { Ticket } from '../../src/core/ticket.js';
+import type { JoinRequest, Outcome } from '../../src/core/types.js';
+import { MemoryQueue } from '../../src/queue/memory.js';
+import type { JoinStep, MatchQueue } from '../../src/queue/seam.js';
+import { audit } from '../helpers/audit.js';
 
 let connections = 0;
 
