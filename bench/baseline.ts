@@ -2,7 +2,8 @@
  * The baseline: the least possible Node.js HTTPS pairing server, for the benchmark to compare with.
  * node:http2 with allowHTTP1 and the compatibility API, no framework, an array per pool, pair or
  * queue in the request callback, a waiter dropped when its client goes. It answers the same JSON
- * (`self`, `peer`) the workloads verify, and `/healthz` with the number waiting.
+ * (`self`, `peer`) the workloads verify, or (without JSON in Accept) the peer's address as text, and
+ * `/healthz` with the number waiting.
  *
  * With BASELINE_PAYLOAD=pairup it answers with pairup's security headers and all the fields of
  * pairup's JSON answer instead (`npm run bench -- --baseline-payload pairup`): what the required
@@ -17,10 +18,13 @@ import { securityHeaders } from '../src/http/security-headers.js';
 
 const fullPayload = process.env.BASELINE_PAYLOAD === 'pairup';
 const FULL_HEADERS = { ...securityHeaders(), 'content-type': 'application/json; charset=utf-8' };
+const FULL_TEXT_HEADERS = { ...securityHeaders(), 'content-type': 'text/plain; charset=utf-8' };
 
 interface Waiter {
   readonly res: Http2ServerResponse;
   readonly address: string;
+  /** Asked for text (no JSON in Accept), as curl and wrk do: the answer is the peer's address. */
+  readonly text: boolean;
 }
 
 const pools = new Map<string, Waiter[]>();
@@ -38,7 +42,12 @@ interface Shared {
   readonly secret: string;
 }
 
-function answer(res: Http2ServerResponse, self: string, peer: string, shared?: Shared, initiator = false): void {
+function answer(res: Http2ServerResponse, text: boolean, self: string, peer: string, shared?: Shared, initiator = false): void {
+  if (text) {
+    res.writeHead(200, shared === undefined ? { 'content-type': 'text/plain' } : { ...FULL_TEXT_HEADERS, 'content-length': Buffer.byteLength(peer) });
+    res.end(peer);
+    return;
+  }
   if (shared === undefined) {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ self, peer }));
@@ -61,17 +70,18 @@ const server = createSecureServer(
     }
     const pool = url.searchParams.get('pool') ?? 'default';
     const self = addressOf(req);
+    const text = !(req.headers.accept ?? '').includes('json');
     const queue = pools.get(pool);
     const peer = queue?.shift();
     if (peer !== undefined) {
       waiting--;
       if (queue?.length === 0) pools.delete(pool);
       const shared = fullPayload ? { pool, matchId: randomUUID(), secret: randomBytes(32).toString('base64url') } : undefined;
-      answer(peer.res, peer.address, self, shared, true);
-      answer(res, self, peer.address, shared);
+      answer(peer.res, peer.text, peer.address, self, shared, true);
+      answer(res, text, self, peer.address, shared);
       return;
     }
-    const waiter = { res, address: self };
+    const waiter = { res, address: self, text };
     if (queue === undefined) pools.set(pool, [waiter]);
     else queue.push(waiter);
     waiting++;

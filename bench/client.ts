@@ -1,6 +1,5 @@
 import type { ClientHttp2Session } from 'node:http2';
 import { request, type Agent } from 'node:https';
-import { percentiles, Verifier } from './verify.js';
 
 export interface Answer {
   readonly status: number;
@@ -56,59 +55,4 @@ export function h2Get(session: ClientHttp2Session, path: string, signal?: AbortS
     stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
     stream.on('error', reject);
   });
-}
-
-export interface ClosedLoopResult {
-  readonly verifier: Verifier;
-  readonly seconds: number;
-  readonly requests: number;
-  readonly failures: number;
-  readonly firstFailure: string;
-  readonly latency: { p50: number; p99: number; max: number };
-}
-
-/**
- * `loops` clients, each sending its next request as soon as the last is answered, for `durationS`.
- * Requests still waiting 2 s after that (their partners stopped asking) are ended by `stop` and not
- * counted.
- */
-export async function closedLoop(
-  loops: number,
-  durationS: number,
-  send: (loop: number) => Promise<Answer>,
-  stop: () => void,
-): Promise<ClosedLoopResult> {
-  const verifier = new Verifier();
-  const latencies: number[] = [];
-  let failures = 0;
-  let firstFailure = '';
-  let stopping = false;
-  const started = performance.now();
-  const deadline = started + durationS * 1000;
-  const loop = async (index: number): Promise<void> => {
-    while (performance.now() < deadline) {
-      const sent = performance.now();
-      try {
-        const { status, body } = await send(index);
-        if (stopping) return;
-        latencies.push(performance.now() - sent);
-        if (status === 200) verifier.record(body);
-        else {
-          failures++;
-          firstFailure ||= `status ${status}`;
-        }
-      } catch (error) {
-        if (stopping) return;
-        failures++;
-        firstFailure ||= String(error);
-      }
-    }
-  };
-  const all = Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
-  await Promise.race([all, new Promise((resolve) => setTimeout(resolve, durationS * 1000 + 2000))]);
-  const seconds = (performance.now() - started) / 1000;
-  stopping = true;
-  stop();
-  await all;
-  return { verifier, seconds, requests: latencies.length, failures, firstFailure, latency: percentiles(latencies) };
 }

@@ -1,13 +1,14 @@
 /**
- * `npm run bench`: runs each workload against pairup and against the baseline (bench/baseline.ts),
- * each server in a fresh process, and prints pairup's figures as ratios of the baseline's from the
- * same run. Results also go to bench/results/latest.json.
+ * `npm run bench`: runs each workload against pairup and against two baselines (bench/baseline.ts:
+ * the minimal pairing server, and the same answering exactly pairup's headers and fields), each
+ * server in a fresh process on its own core, the load generator on another, and prints pairup's
+ * figures as ratios of the baselines' from the same run. The primary figure is the server's CPU time
+ * per answered request. Results also go to bench/results/latest.json.
  *
- *   npm run bench                                   # quick run, about a minute
- *   npm run bench -- --duration 5 --rounds 5 --waiters 20000  # the recorded run (bench/README.md)
+ *   npm run bench                                   # quick run, a few minutes
+ *   npm run bench -- --duration 4 --rounds 5 --waiters 20000  # the recorded run (bench/README.md)
  *   npm run bench -- --only storm,h2                # some workloads
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
- *   npm run bench -- --baseline-payload pairup      # the baseline answers with pairup's headers and fields
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -16,8 +17,8 @@ import { parseArgs } from 'node:util';
 import { generateDevCertificate } from '../src/net/dev-certificate.js';
 import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
-import { churn } from './workloads/churn.js';
-import { h2 } from './workloads/h2.js';
+import { cpuTimeMs, pinSelf, placement } from './tools.js';
+import { h2load, wrk } from './workloads/native.js';
 import { rendezvous } from './workloads/rendezvous.js';
 import { storm } from './workloads/storm.js';
 import type { WorkloadResult } from './workloads/types.js';
@@ -32,16 +33,11 @@ const { values: args } = parseArgs({
     'churn-concurrency': { type: 'string', default: '32' },
     'h2-sessions': { type: 'string', default: '4' },
     'h2-streams': { type: 'string', default: '25' },
-    only: { type: 'string', default: 'storm,rendezvous,churn,h2' },
+    only: { type: 'string', default: 'storm,h2,churn,pipelined,verified,rendezvous' },
     url: { type: 'string' },
     cacert: { type: 'string' },
-    'baseline-payload': { type: 'string', default: 'minimal' },
   },
 });
-const baselinePayload = args['baseline-payload'];
-if (baselinePayload !== 'minimal' && baselinePayload !== 'pairup') {
-  throw new Error(`--baseline-payload must be minimal or pairup, got ${baselinePayload}`);
-}
 
 function positive(name: string, raw: string | undefined): number {
   const value = Number(raw);
@@ -61,6 +57,8 @@ interface Target {
   readonly metric: string;
   readonly ratio: number;
   readonly better: 'higher' | 'lower';
+  /** Which baseline the ratio is taken against. */
+  readonly against: Exclude<ServerKind, 'pairup'>;
 }
 
 interface Workload {
@@ -68,50 +66,65 @@ interface Workload {
   /** Measured once, not `rounds` times: its figures do not drift with the machine's load. */
   readonly once?: boolean;
   readonly describe: string;
-  readonly target: Target;
+  readonly targets: readonly Target[];
+  /** Servers it runs against (default all three). */
+  readonly kinds?: readonly ServerKind[];
   run(server: RunningServer, ca: string, durationS: number): Promise<WorkloadResult>;
 }
 
-/** Load before the measured run, so that both servers are measured with their code compiled. */
+/** Load before the measured run, so that every server is measured with its code compiled. */
 const WARMUP_S = 1;
+const connections = positive('connections', args.connections);
+const faster = (against: Target['against'], ratio: number): Target => ({ metric: 'answers/s', ratio, better: 'higher', against });
 
 const workloads: Workload[] = [
   {
     name: 'storm',
-    describe: `${args.connections} keep-alive HTTP/1.1 connections, one pool, ${durationS} s`,
-    target: { metric: 'pairs/s', ratio: 0.9, better: 'higher' },
+    describe: `wrk, ${connections} keep-alive HTTP/1.1 connections, one pool, text answers, ${durationS} s`,
+    targets: [faster('baseline', 0.75), faster('baseline-payload', 0.9)],
+    run: (server, _ca, seconds) => wrk(server.origin, { durationS: seconds, connections, close: false, pool: 'storm' }),
+  },
+  {
+    name: 'h2',
+    describe: `h2load, ${args['h2-sessions']} HTTP/2 connections x ${args['h2-streams']} streams over ${args['h2-streams']} pools, ${durationS} s`,
+    targets: [faster('baseline', 0.9)],
     run: (server, _ca, seconds) =>
-      storm(server.origin, { durationS: seconds, connections: positive('connections', args.connections) }),
+      h2load(server.origin, {
+        durationS: seconds,
+        clients: positive('h2-sessions', args['h2-sessions']),
+        streams: positive('h2-streams', args['h2-streams']),
+        pools: positive('h2-streams', args['h2-streams']),
+      }),
+  },
+  {
+    name: 'churn',
+    describe: `wrk, ${args['churn-concurrency']} connections, a new TLS connection per request (Connection: close), ${durationS} s`,
+    targets: [faster('baseline', 0.9)],
+    run: (server, _ca, seconds) =>
+      wrk(server.origin, { durationS: seconds, connections: positive('churn-concurrency', args['churn-concurrency']), close: true, pool: 'churn' }),
+  },
+  {
+    name: 'pipelined',
+    describe: `autocannon -c 10 -p 10, one pool, JSON answers checked for symmetric pairing, ${durationS} s`,
+    // The baseline pairs two requests of one connection, which pipelining makes common: pairup only.
+    targets: [],
+    kinds: ['pairup'],
+    run: (server, _ca, seconds) => storm(server.origin, { durationS: seconds, connections: 10, pipelining: 10 }),
+  },
+  {
+    name: 'verified',
+    describe: `autocannon, ${connections} keep-alive HTTP/1.1 connections, JSON answers checked for symmetric pairing, ${durationS} s`,
+    targets: [],
+    kinds: ['pairup', 'baseline'],
+    run: (server, _ca, seconds) => storm(server.origin, { durationS: seconds, connections }),
   },
   {
     name: 'rendezvous',
     once: true,
     describe: `${waiters} waiters in pools of their own (${via === 'h1' ? 'one TLS connection each' : '100 per HTTP/2 session'}), then their partners`,
-    target: { metric: 'KiB/waiter', ratio: 1.25, better: 'lower' },
+    targets: [{ metric: 'KiB/waiter', ratio: 1.25, better: 'lower', against: 'baseline' }],
+    kinds: ['pairup', 'baseline'],
     run: (server, ca) => rendezvous(server.origin, { waiters, via, ca, pid: server.pid, partnerConcurrency: 50 }),
-  },
-  {
-    name: 'churn',
-    describe: `${args['churn-concurrency']} clients, a new TLS connection per request, ${durationS} s`,
-    target: { metric: 'pairs/s', ratio: 0.9, better: 'higher' },
-    run: (server, ca, seconds) =>
-      churn(server.origin, {
-        durationS: seconds,
-        concurrency: positive('churn-concurrency', args['churn-concurrency']),
-        ca,
-      }),
-  },
-  {
-    name: 'h2',
-    describe: `${args['h2-sessions']} HTTP/2 sessions x ${args['h2-streams']} streams, ${durationS} s`,
-    target: { metric: 'pairs/s', ratio: 0.9, better: 'higher' },
-    run: (server, ca, seconds) =>
-      h2(server.origin, {
-        durationS: seconds,
-        sessions: positive('h2-sessions', args['h2-sessions']),
-        streams: positive('h2-streams', args['h2-streams']),
-        ca,
-      }),
   },
 ];
 
@@ -158,11 +171,19 @@ async function measure(
 ) {
   const server: RunningServer =
     args.url === undefined
-      ? await startServer(kind, tls, dir, [], kind === 'baseline' ? { BASELINE_PAYLOAD: baselinePayload } : {})
+      ? await startServer(kind, tls, dir, where.server)
       : { kind, origin: args.url, pid: undefined, stop: () => Promise.resolve() };
   try {
     if (workload.once !== true) await workload.run(server, ca, WARMUP_S);
-    const result = await workload.run(server, ca, durationS);
+    const cpuBefore = server.pid === undefined ? Number.NaN : cpuTimeMs(server.pid);
+    const measured = await workload.run(server, ca, durationS);
+    const cpuMs = server.pid === undefined ? Number.NaN : cpuTimeMs(server.pid) - cpuBefore;
+    const answers = measured.metrics.answers;
+    // The server's CPU time per answer: what it costs, however fast the load generator is.
+    const result: WorkloadResult =
+      answers === undefined
+        ? measured
+        : { ...measured, metrics: { ...measured.metrics, 'cpu µs/answer': (cpuMs * 1000) / answers, 'cpu %': cpuMs / (durationS * 10) } };
     const left = await leftWaiting(server.origin, ca);
     return { result, left } satisfies Measured;
   } finally {
@@ -179,7 +200,14 @@ const fmt = (value: number | undefined): string =>
         ? value.toFixed(1)
         : value.toFixed(2);
 
+const ALL_KINDS: readonly ServerKind[] = ['pairup', 'baseline', 'baseline-payload'];
+const LABEL: Readonly<Record<ServerKind, string>> = { pairup: 'pairup', baseline: 'baseline', 'baseline-payload': 'payload' };
+const where = placement();
+
 async function main(): Promise<void> {
+  // This process is the load generator (autocannon, the rendezvous clients), and wrk and h2load
+  // inherit its core.
+  pinSelf(where.load);
   const dir = await mkdtemp(join(tmpdir(), 'pairup-bench-'));
   let ca: string;
   const tls = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };
@@ -192,44 +220,41 @@ async function main(): Promise<void> {
     ca = pem.cert;
   }
   const selected = new Set(args.only.split(','));
-  const kinds: ServerKind[] = args.url === undefined ? ['pairup', 'baseline'] : ['pairup'];
   const rows: Record<string, unknown>[] = [];
   const lines: string[] = [];
   let failed = false;
   try {
     for (const workload of workloads.filter((w) => selected.has(w.name))) {
-      // Rounds alternate which server goes first, so that drift in the machine's speed hits both.
-      const runs: Record<ServerKind, Measured[]> = { pairup: [], baseline: [] };
+      const kinds: ServerKind[] = args.url === undefined ? [...(workload.kinds ?? ALL_KINDS)] : ['pairup'];
+      // Rounds alternate the order of the servers, so that drift in the machine's speed hits all.
+      const runs: Partial<Record<ServerKind, Measured[]>> = {};
       const times = workload.once === true ? 1 : rounds;
       for (let round = 0; round < times; round++) {
         for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
           process.stderr.write(`${workload.name}: round ${round + 1}/${times}: ${kind}: ${workload.describe} ...\n`);
-          runs[kind].push(await measure(workload, kind, tls, ca, dir));
+          (runs[kind] ??= []).push(await measure(workload, kind, tls, ca, dir));
         }
       }
-      const measured: Partial<Record<ServerKind, Measured>> = {
-        pairup: combine(runs.pairup),
-        ...(runs.baseline.length > 0 ? { baseline: combine(runs.baseline) } : {}),
-      };
+      const measured = Object.fromEntries(Object.entries(runs).map(([kind, all]) => [kind, combine(all)])) as Partial<
+        Record<ServerKind, Measured>
+      >;
       const ours = measured.pairup as Measured;
-      const base = measured.baseline;
-      const problems = [
-        ...ours.result.problems.map((p) => `pairup: ${p}`),
-        ...(ours.left === 0 ? [] : [`pairup: ${ours.left} waiters left behind`]),
-        ...(base === undefined ? [] : base.result.problems.map((p) => `baseline: ${p}`)),
-      ];
-      const { metric, ratio: targetRatio, better } = workload.target;
-      const ratio = base === undefined ? Number.NaN : (ours.result.metrics[metric] ?? 0) / (base.result.metrics[metric] ?? 1);
-      const met = Number.isNaN(ratio) ? undefined : better === 'higher' ? ratio >= targetRatio : ratio <= targetRatio;
-      if (problems.length > 0 || met === false) failed = true;
+      const problems = kinds.flatMap((kind) => [
+        ...(measured[kind]?.result.problems ?? []).map((p) => `${kind}: ${p}`),
+        ...(measured[kind]?.left === 0 ? [] : [`${kind}: ${measured[kind]?.left} waiters left behind`]),
+      ]);
+      const verdicts = workload.targets.map((target) => {
+        const base = measured[target.against];
+        const ratio = base === undefined ? Number.NaN : (ours.result.metrics[target.metric] ?? 0) / (base.result.metrics[target.metric] ?? 1);
+        const met = Number.isNaN(ratio) ? undefined : target.better === 'higher' ? ratio >= target.ratio : ratio <= target.ratio;
+        return { target, ratio, met };
+      });
+      if (problems.length > 0 || verdicts.some((v) => v.met === false)) failed = true;
       rows.push({
         workload: workload.name,
         describe: workload.describe,
-        pairup: ours.result.metrics,
-        baseline: base?.result.metrics,
-        target: `${metric} ${better === 'higher' ? '>=' : '<='} ${targetRatio}x baseline`,
-        ratio,
-        met,
+        figures: Object.fromEntries(kinds.map((kind) => [kind, measured[kind]?.result.metrics])),
+        targets: verdicts,
         problems,
       });
       lines.push('', `${workload.name} — ${workload.describe}`);
@@ -237,15 +262,25 @@ async function main(): Promise<void> {
         lines.push(`  FAIL: ${problems.join('; ')}`);
         continue;
       }
-      lines.push(`  ${'metric'.padEnd(16)}${'pairup'.padStart(12)}${'baseline'.padStart(12)}${'ratio'.padStart(9)}`);
-      for (const [name, value] of Object.entries(ours.result.metrics)) {
-        const baseValue = base?.result.metrics[name];
-        const r = baseValue === undefined || baseValue === 0 ? Number.NaN : value / baseValue;
-        lines.push(`  ${name.padEnd(16)}${fmt(value).padStart(12)}${fmt(baseValue).padStart(12)}${fmt(r).padStart(9)}`);
-      }
+      const others = kinds.filter((kind) => kind !== 'pairup');
       lines.push(
-        `  target: ${metric} ${better === 'higher' ? '>=' : '<='} ${targetRatio}x baseline: ${fmt(ratio)}x ${met === undefined ? '(no baseline)' : met ? 'met' : 'NOT MET'}`,
+        `  ${'metric'.padEnd(16)}${kinds.map((kind) => LABEL[kind].padStart(11)).join('')}${others.map((kind) => `÷${LABEL[kind]}`.padStart(11)).join('')}`,
       );
+      for (const [name, value] of Object.entries(ours.result.metrics)) {
+        const cells = kinds.map((kind) => fmt(measured[kind]?.result.metrics[name]).padStart(11)).join('');
+        const ratios = others
+          .map((kind) => {
+            const baseValue = measured[kind]?.result.metrics[name];
+            return fmt(baseValue === undefined || baseValue === 0 ? Number.NaN : value / baseValue).padStart(11);
+          })
+          .join('');
+        lines.push(`  ${name.padEnd(16)}${cells}${ratios}`);
+      }
+      for (const { target, ratio, met } of verdicts) {
+        lines.push(
+          `  target: ${target.metric} ${target.better === 'higher' ? '>=' : '<='} ${target.ratio}x ${target.against}: ${fmt(ratio)}x ${met === undefined ? '(no baseline)' : met ? 'met' : 'NOT MET'}`,
+        );
+      }
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -253,8 +288,10 @@ async function main(): Promise<void> {
   const cpu = cpus();
   const machine = `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const how =
-    `median of ${rounds} round${rounds === 1 ? '' : 's'} (rendezvous: 1)` +
-    (baselinePayload === 'pairup' ? "; the baseline answers with pairup's headers and JSON fields (not the targets' baseline)" : '');
+    `median of ${rounds} round${rounds === 1 ? '' : 's'} (rendezvous: 1); ` +
+    (where.server === undefined
+      ? 'server and load generator share the cores (fewer than two cores, or no taskset): figures are shared'
+      : `server pinned to core ${where.server}, load generator to core ${where.load}`);
   process.stdout.write(`pairup benchmark, ${new Date().toISOString()}, ${machine}, ${how}\n${lines.join('\n')}\n`);
   const results = new URL('results/', import.meta.url);
   await mkdir(results, { recursive: true });

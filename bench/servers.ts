@@ -3,8 +3,10 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onCore } from './tools.js';
 
-export type ServerKind = 'pairup' | 'baseline';
+/** pairup, the minimal baseline, and the baseline answering exactly pairup's headers and fields. */
+export type ServerKind = 'pairup' | 'baseline' | 'baseline-payload';
 
 export interface RunningServer {
   readonly kind: ServerKind;
@@ -27,12 +29,15 @@ export async function startServer(
   kind: ServerKind,
   tls: { certFile: string; keyFile: string },
   dir: string,
+  /** The core to run on (taskset); undefined: any. */
+  core?: number,
   /** Extra node options, before the script. */
   nodeArgs: readonly string[] = [],
   /** Extra environment variables. */
   extraEnv: Readonly<Record<string, string>> = {},
 ): Promise<RunningServer> {
   const env = {
+    ...(kind === 'baseline-payload' ? { BASELINE_PAYLOAD: 'pairup' } : {}),
     // The admin listener stays on (its counting is part of the default configuration), on a free
     // port rather than 9464, which a server already running on this machine may hold.
     ...(kind === 'pairup' ? { ADMIN_PORT: String(await freePort()) } : {}),
@@ -56,7 +61,8 @@ export async function startServer(
   const out = openSync(logFile, 'w');
   const errFile = join(dir, `${kind}.err`);
   const err = openSync(errFile, 'w');
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', out, err] });
+  const [command, commandArgs] = onCore(core, process.execPath, args);
+  const child = spawn(command, commandArgs, { env, stdio: ['ignore', out, err] });
   closeSync(out);
   closeSync(err);
   const deadline = Date.now() + 15_000;

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   await writeFile(tls.certFile, pem.cert);
   await writeFile(tls.keyFile, pem.key);
   const probe = new URL('soak-probe.ts', import.meta.url).href;
-  const server = await startServer('pairup', tls, dir, ['--expose-gc', '--import', import.meta.resolve('tsx'), '--import', probe]);
+  const server = await startServer('pairup', tls, dir, undefined, ['--expose-gc', '--import', import.meta.resolve('tsx'), '--import', probe]);
   const origin = new URL(server.origin);
   const counts: Counts = { ok: 0, timeouts: 0, aborted: 0, failed: 0, firstFailure: '' };
   let failed = false;

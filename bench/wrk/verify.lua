@@ -1,0 +1,32 @@
+-- Checks every answer wrk gets: a 200 whose body is exactly an address (`127.0.0.1:PORT`, a text
+-- answer), and counts them; `done` prints one line the benchmark reads.
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  answered = 0
+  bad = 0
+  first_bad = ""
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 or not string.match(body, "^127%.0%.0%.1:%d+$") then
+    if bad == 0 then first_bad = status .. " " .. string.sub(body, 1, 80) end
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total_answered, total_bad, first = 0, 0, ""
+  for _, thread in ipairs(threads) do
+    total_answered = total_answered + thread:get("answered")
+    total_bad = total_bad + thread:get("bad")
+    if first == "" then first = thread:get("first_bad") end
+  end
+  io.write(string.format("verify: %d answered, %d bad, p50 %.3f ms, p99 %.3f ms, first bad: %s\n",
+    total_answered, total_bad, latency:percentile(50) / 1000, latency:percentile(99) / 1000, first))
+end
