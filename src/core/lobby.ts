@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { JoinStep, MatchQueue, Waiter } from '../queue/seam.js';
+import type { JoinStep, MatchQueue, Maybe, Waiter } from '../queue/seam.js';
 import { newSecret } from './secrets.js';
 import { Ticket } from './ticket.js';
 import { roomKey, type JoinRequest, type Limits, type LobbyObserver, type Outcome } from './types.js';
@@ -84,10 +84,18 @@ export class Lobby {
       return ticket;
     }
     this.#tickets.set(waiter.id, ticket);
-    this.#pair(ticket, request).catch((error: unknown) => {
+    const fail = (error: unknown): void => {
       this.#onError(error);
       this.#settle(ticket, { kind: 'failed', error });
-    });
+    };
+    try {
+      // With a backend that answers at once, the ticket is paired, queued or refused by the time
+      // join returns.
+      const pairing = this.#pair(ticket, request);
+      if (pairing instanceof Promise) pairing.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
     return ticket;
   }
 
@@ -99,26 +107,33 @@ export class Lobby {
     return tickets.length;
   }
 
-  async #pair(ticket: Ticket, request: JoinRequest): Promise<void> {
-    const byCode = request.room.kind === 'code';
+  /** Joins the queue until the ticket is paired, queued or refused; a promise only when the backend answers later. */
+  #pair(ticket: Ticket, request: JoinRequest): Maybe<void> {
     for (;;) {
-      const step: JoinStep = await this.#queue.join({
+      const step = this.#queue.join({
         waiter: ticket.waiter,
-        byCode,
+        byCode: request.room.kind === 'code',
         mayWait: this.#waiting < this.#limits.maxWaiting,
         maxPerKey: this.#limits.maxWaitingPerIp,
         codeTtlMs: this.#limits.codeTtlMs,
       });
-      switch (step.kind) {
-        case 'refused':
-          this.#settle(ticket, { kind: 'refused', refusal: step.refusal });
-          return;
-        case 'queued':
-          this.#queued(ticket, request);
-          return;
-        case 'claimed':
-          if (await this.#confirm(step.peer, ticket)) return;
-      }
+      const done = step instanceof Promise ? step.then((s) => this.#take(ticket, request, s)) : this.#take(ticket, request, step);
+      if (done instanceof Promise) return done.then((d) => (d ? undefined : this.#pair(ticket, request)));
+      if (done) return;
+    }
+  }
+
+  /** Acts on one step of the queue. True when the ticket is done with joining; false: try again. */
+  #take(ticket: Ticket, request: JoinRequest, step: JoinStep): Maybe<boolean> {
+    switch (step.kind) {
+      case 'refused':
+        this.#settle(ticket, { kind: 'refused', refusal: step.refusal });
+        return true;
+      case 'queued':
+        this.#queued(ticket, request);
+        return true;
+      case 'claimed':
+        return this.#confirm(step.peer, ticket);
     }
   }
 
@@ -126,7 +141,7 @@ export class Lobby {
   #queued(ticket: Ticket, request: JoinRequest): void {
     if (ticket.settled) {
       // Settled while its join was in flight (shutdown): out of the room again.
-      this.#queue.cancel(ticket.waiter).catch(this.#onError);
+      this.#cancel(ticket.waiter);
       return;
     }
     ticket.state = 'queued';
@@ -143,31 +158,30 @@ export class Lobby {
 
   /**
    * Pairs `arrival` with the claimed `peer` if both clients are still there: both are answered, then
-   * the claim is committed. Returns false when the peer could not be confirmed (try the next one).
+   * the claim is committed. False when the peer could not be confirmed (try the next one).
    */
-  async #confirm(peer: Waiter, arrival: Ticket): Promise<boolean> {
+  #confirm(peer: Waiter, arrival: Ticket): Maybe<boolean> {
     if (arrival.settled || arrival.isGone()) {
       // The arrival itself left (or the server is closing): the peer waits on, where it was.
-      await this.#queue.abort(peer, true);
       this.#settle(arrival, { kind: 'gone' });
-      return true;
+      return after(this.#queue.abort(peer, true), () => true);
     }
     if (peer.owner !== this.owner) {
       // A waiter of another process: the backend that shares rooms between processes brings the
       // means to ask it. Without one, no claim of it can be confirmed.
-      await this.#queue.abort(peer, true);
-      throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
+      return after(this.#queue.abort(peer, true), () => {
+        throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
+      });
     }
     const held = this.#tickets.get(peer.id);
     if (held === undefined || held.settled || held.isGone()) {
       // Its client left before the close event reached us (or it ended while claimed): never handed out.
-      await this.#queue.abort(peer, false);
       if (held !== undefined) {
         held.state = 'done';
         this.#waiting--;
         this.#settle(held, { kind: 'gone' }, true);
       }
-      return false;
+      return after(this.#queue.abort(peer, false), () => false);
     }
     // Both are here: both are answered, in this same turn, then the claim is committed.
     held.state = 'done';
@@ -177,8 +191,7 @@ export class Lobby {
     const now = performance.now();
     this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt }, true);
     this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
-    await this.#queue.confirm(peer);
-    return true;
+    return after(this.#queue.confirm(peer), () => true);
   }
 
   readonly #onTimeout = (ticket: Ticket): void => {
@@ -204,6 +217,20 @@ export class Lobby {
   #leave(ticket: Ticket): void {
     ticket.state = 'done';
     this.#waiting--;
-    this.#queue.cancel(ticket.waiter).catch(this.#onError);
+    this.#cancel(ticket.waiter);
   }
+
+  #cancel(waiter: Waiter): void {
+    try {
+      const cancelled = this.#queue.cancel(waiter);
+      if (cancelled instanceof Promise) cancelled.catch(this.#onError);
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+}
+
+/** `then` for a value that may or may not be a promise: synchronous when it is not. */
+function after<T, U>(value: Maybe<T>, next: (value: T) => U): Maybe<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }

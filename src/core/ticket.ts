@@ -22,7 +22,7 @@ export class Ticket {
   readonly outcome: Promise<Outcome>;
   readonly #isGone: () => boolean;
   #resolve!: (outcome: Outcome) => void;
-  #settled = false;
+  #result: Outcome | undefined = undefined;
   state: TicketState = 'joining';
   timer: NodeJS.Timeout | undefined = undefined;
   unwatch: (() => void) | undefined = undefined;
@@ -45,7 +45,12 @@ export class Ticket {
   }
 
   get settled(): boolean {
-    return this.#settled;
+    return this.#result !== undefined;
+  }
+
+  /** The outcome once settled (the same as `outcome` resolves to): read it to answer without waiting a turn. */
+  get result(): Outcome | undefined {
+    return this.#result;
   }
 
   /** Its client can no longer be answered (even before the close event has run). */
@@ -55,8 +60,8 @@ export class Ticket {
 
   /** First call wins and returns true; later calls do nothing. Only the lobby calls this. */
   settleOnce(outcome: Outcome): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
+    if (this.#result !== undefined) return false;
+    this.#result = outcome;
     this.#resolve(outcome);
     return true;
   }

@@ -1,7 +1,7 @@
 /**
  * The in-memory queue backend, the default: rooms as intrusive linked lists, used codes, and counts
- * per limit key, all in this process. Each step is synchronous inside (no `await` between looking and
- * acting); the promises of the seam are only its shape.
+ * per limit key, all in this process. Each step is synchronous (no `await` between looking and
+ * acting), and answers at once.
  */
 import type { JoinRequest, JoinStep, MatchQueue, Waiter } from './seam.js';
 
@@ -93,12 +93,8 @@ export class MemoryQueue implements MatchQueue {
     return out;
   }
 
-  join(request: JoinRequest): Promise<JoinStep> {
-    return Promise.resolve(this.joinNow(request));
-  }
-
-  /** The atomic step itself, synchronous. */
-  joinNow(request: JoinRequest): JoinStep {
+  /** The atomic step itself, synchronous: its answer is ready when it returns. */
+  join(request: JoinRequest): JoinStep {
     const { waiter, byCode } = request;
     const code = byCode ? waiter.room : undefined;
     if (code !== undefined && this.#codeUsed(code)) return { kind: 'refused', refusal: 'code_used' };
@@ -128,14 +124,13 @@ export class MemoryQueue implements MatchQueue {
     return { kind: 'queued' };
   }
 
-  confirm(peer: Waiter): Promise<void> {
+  confirm(peer: Waiter): void {
     this.#claims.delete(peer.id);
-    return Promise.resolve();
   }
 
-  abort(peer: Waiter, stillThere: boolean): Promise<void> {
+  abort(peer: Waiter, stillThere: boolean): void {
     const claimed = this.#claims.get(peer.id);
-    if (!this.#claims.delete(peer.id)) return Promise.resolve();
+    if (!this.#claims.delete(peer.id)) return;
     if (claimed !== undefined) this.#usedCodes.delete(claimed.code);
     if (stillThere) {
       // Back where it stood: at the head, as the oldest.
@@ -153,14 +148,13 @@ export class MemoryQueue implements MatchQueue {
       this.#nodes.set(peer.id, node);
       this.#waitingByKey.set(peer.limitKey, this.waitingFrom(peer.limitKey) + 1);
     }
-    return Promise.resolve();
   }
 
-  cancel(waiter: Waiter): Promise<boolean> {
+  cancel(waiter: Waiter): boolean {
     const node = this.#nodes.get(waiter.id);
-    if (node === undefined) return Promise.resolve(false);
+    if (node === undefined) return false;
     this.#unlink(node);
-    return Promise.resolve(true);
+    return true;
   }
 
   close(): Promise<void> {

@@ -58,19 +58,25 @@ export type JoinStep =
   | { readonly kind: 'queued' }
   | { readonly kind: 'refused'; readonly refusal: QueueRefusal };
 
+/**
+ * A result now, or later. A backend whose steps need no I/O (in memory) answers at once, and the
+ * lobby then pairs in the same turn, without a promise per step; a shared backend answers later.
+ */
+export type Maybe<T> = T | Promise<T>;
+
 export interface MatchQueue {
   /** Pop-or-push in one atomic step; see {@link JoinStep}. */
-  join(request: JoinRequest): Promise<JoinStep>;
+  join(request: JoinRequest): Maybe<JoinStep>;
   /** The claimed `peer` was answered by its owner: the match stands. The single commit point. */
-  confirm(peer: Waiter): Promise<void>;
+  confirm(peer: Waiter): Maybe<void>;
   /**
    * The claimed `peer` could not be confirmed. `stillThere`: its owner may still hold it (no answer
    * came), so it waits again where it was; otherwise it is gone for good. Either way a code it
    * marked used is free again, and the caller tries the next waiter.
    */
-  abort(peer: Waiter, stillThere: boolean): Promise<void>;
+  abort(peer: Waiter, stillThere: boolean): Maybe<void>;
   /** A waiter leaves its room (timed out, client gone, shutdown). False when it was not waiting: claimed first. */
-  cancel(waiter: Waiter): Promise<boolean>;
+  cancel(waiter: Waiter): Maybe<boolean>;
   /** Stops using the backend (connections, timers). */
   close(): Promise<void>;
 }

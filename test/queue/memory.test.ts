@@ -15,7 +15,7 @@ describe('MemoryQueue', () => {
       await queue.confirm(a);
       now += 1;
     }
-    const retry = (code: string) => queue.joinNow({ waiter: waiter(`code:${code}`, 'C'), byCode: true, mayWait: false, maxPerKey: 0, codeTtlMs: 1000 });
+    const retry = (code: string) => queue.join({ waiter: waiter(`code:${code}`, 'C'), byCode: true, mayWait: false, maxPerKey: 0, codeTtlMs: 1000 });
     expect([retry('c1'), retry('c2'), retry('c3')]).toEqual([
       { kind: 'refused', refusal: 'full' }, // forgotten: free again (and nobody waits there)
       { kind: 'refused', refusal: 'code_used' },

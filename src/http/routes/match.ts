@@ -123,7 +123,8 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       isGone: () => responseGone(res),
       watch: (onGone) => watchResponse(res, onGone),
     });
-    const outcome = await joined.outcome;
+    // Paired or refused at once (the common case with the in-memory queue): answered in this turn.
+    const outcome = joined.result ?? (await joined.outcome);
     switch (outcome.kind) {
       case 'refused':
         throw refusalError(outcome.refusal);
