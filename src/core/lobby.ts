@@ -151,7 +151,7 @@ export class Lobby {
       this.#settle(ticket, { kind: 'gone' });
       return;
     }
-    const leftMs = Math.max(1, request.timeoutMs - (performance.now() - ticket.arrivedAt));
+    const leftMs = Math.max(1, Math.ceil(request.timeoutMs - (performance.now() - ticket.arrivedAt)));
     ticket.timer = setTimeout(this.#onTimeout, leftMs, ticket);
     ticket.unwatch = request.watch(() => this.#settle(ticket, { kind: 'gone' }));
   }

@@ -5,14 +5,14 @@ import { describeQueueConformance, waiter } from './conformance.js';
 describeQueueConformance('in memory', () => Promise.resolve({ queue: new MemoryQueue(), cleanup: () => Promise.resolve() }));
 
 describe('MemoryQueue', () => {
-  it('forgets the oldest used codes past its bound, and only those', async () => {
+  it('forgets the oldest used codes past its bound, and only those', () => {
     let now = 0;
     const queue = new MemoryQueue({ maxRememberedCodes: 2, now: () => now });
     for (const code of ['c1', 'c2', 'c3']) {
       const a = waiter(`code:${code}`, 'A');
-      await queue.join({ waiter: a, byCode: true, mayWait: true, maxPerKey: 0, codeTtlMs: 1000 });
-      await queue.join({ waiter: waiter(`code:${code}`, 'B'), byCode: true, mayWait: true, maxPerKey: 0, codeTtlMs: 1000 });
-      await queue.confirm(a);
+      queue.join({ waiter: a, byCode: true, mayWait: true, maxPerKey: 0, codeTtlMs: 1000 });
+      queue.join({ waiter: waiter(`code:${code}`, 'B'), byCode: true, mayWait: true, maxPerKey: 0, codeTtlMs: 1000 });
+      queue.confirm(a);
       now += 1;
     }
     const retry = (code: string) => queue.join({ waiter: waiter(`code:${code}`, 'C'), byCode: true, mayWait: false, maxPerKey: 0, codeTtlMs: 1000 });
@@ -27,12 +27,12 @@ describe('MemoryQueue', () => {
     expect(queue.footprint.usedCodes).toBe(0);
   });
 
-  it('drops empty rooms and counts, so one-off pools do not accumulate', async () => {
+  it('drops empty rooms and counts, so one-off pools do not accumulate', () => {
     const queue = new MemoryQueue();
     const waiters = Array.from({ length: 100 }, (_, i) => waiter(`pool:one-off-${i}`, `C${i}`, `ip${i}`));
-    for (const w of waiters) await queue.join({ waiter: w, byCode: false, mayWait: true, maxPerKey: 5, codeTtlMs: 1 });
+    for (const w of waiters) queue.join({ waiter: w, byCode: false, mayWait: true, maxPerKey: 5, codeTtlMs: 1 });
     expect(queue.footprint).toEqual({ waiting: 100, rooms: 100, keys: 100, usedCodes: 0 });
-    for (const w of waiters) await queue.cancel(w);
+    for (const w of waiters) queue.cancel(w);
     expect(queue.footprint).toEqual({ waiting: 0, rooms: 0, keys: 0, usedCodes: 0 });
   });
 });
