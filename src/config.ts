@@ -52,6 +52,10 @@ export interface Config {
   readonly trustProxy: boolean | number | readonly string[];
   /** Read a PROXY protocol header (v1 or v2) before each TLS handshake, from TRUST_PROXY addresses only. */
   readonly proxyProtocol: boolean;
+  /** The shared queue (several processes, several machines); undefined: in memory, this process alone. */
+  readonly redisUrl: string | undefined;
+  /** Namespaces pairup's Redis keys. */
+  readonly redisPrefix: string;
   readonly production: boolean;
 }
 
@@ -82,6 +86,8 @@ export const ENV_KEYS = {
   LOG_LEVEL: 'info',
   TRUST_PROXY: 'false',
   PROXY_PROTOCOL: 'off',
+  REDIS_URL: '',
+  REDIS_PREFIX: 'pairup:',
   NODE_ENV: 'development',
 } as const;
 
@@ -143,6 +149,8 @@ export function loadConfig(env: Env): Config {
     logLevel: logLevel(get('LOG_LEVEL')),
     trustProxy: trust,
     proxyProtocol,
+    redisUrl: redisUrl(get('REDIS_URL')),
+    redisPrefix: redisPrefix(get('REDIS_PREFIX')),
     production: get('NODE_ENV') === 'production',
   });
 }
@@ -198,4 +206,17 @@ function isAddressOrCidr(entry: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   if (bits === undefined) return true;
   return /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+function redisUrl(raw: string): string | undefined {
+  if (raw === '') return undefined;
+  if (!/^rediss?:\/\//.test(raw) || !URL.canParse(raw)) {
+    throw new ConfigError('REDIS_URL', `must be a redis:// or rediss:// URL, got ${JSON.stringify(raw.replace(/:[^:@/]*@/, ':…@'))}`);
+  }
+  return raw;
+}
+
+function redisPrefix(raw: string): string {
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(raw)) throw new ConfigError('REDIS_PREFIX', `must be 1 to 64 of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(raw)}`);
+  return raw;
 }

@@ -1,6 +1,7 @@
 /**
  * The process: the only module that reads the environment, certificates and signals, and listens.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import closeWithGrace from 'close-with-grace';
@@ -14,8 +15,7 @@ import { ensureDevCertificate } from './net/dev-certificate.js';
 import { startStunResponder, type StunResponder } from './net/stun.js';
 import { buildAdmin } from './ops/admin.js';
 import { Metrics } from './ops/metrics.js';
-import { MemoryQueue } from './queue/memory.js';
-import type { MatchQueue } from './queue/seam.js';
+import { openBackend, type Backend } from './queue/backends.js';
 
 const DEV_CERTS_DIR = 'certs';
 /** The default HOST: every IPv6 address and, through IPv4-mapped addresses, every IPv4 one. */
@@ -60,15 +60,25 @@ async function main(): Promise<void> {
   const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
   const metrics = config.adminPort === 0 ? undefined : new Metrics(config.metricsMaxPools);
   // Composition: the queue backend, the lobby over it, the app around the lobby.
-  const queue: MatchQueue = new MemoryQueue();
+  const owner = randomBytes(6).toString('base64url');
+  let backend: Backend;
+  try {
+    // The backend logs only once requests flow, by which time the app (and its logger) exists.
+    backend = await openBackend({ url: config.redisUrl, prefix: config.redisPrefix }, owner, () => app.log);
+  } catch (error) {
+    throw new StartupError(`cannot connect to REDIS_URL: ${(error as Error).message}`);
+  }
+  const { queue } = backend;
   const lobby = new Lobby({
     queue,
+    owner,
     limits: config,
     ...(metrics === undefined ? {} : { observer: metrics }),
-    // Only called once requests flow, by which time the app exists.
+    ...(backend.peers === undefined ? {} : { peers: backend.peers }),
     onError: (error) => app.log.error({ err: error }, 'queue failure'),
   });
   const app = buildApp(config, { lobby, tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
+  await backend.start((id, offer) => lobby.offered(id, offer));
   let ready = false;
   const admin =
     metrics === undefined
@@ -98,7 +108,7 @@ async function main(): Promise<void> {
       // which says "not ready" until the end; then the queue backend.
       await Promise.all([app.close(), stun?.close()]);
       await admin?.close();
-      await queue.close();
+      await backend.close();
       app.log.info('closed');
     },
   );

@@ -27,6 +27,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       trustProxy: false,
       proxyProtocol: false,
+      redisUrl: undefined,
+      redisPrefix: 'pairup:',
       production: false,
     });
   });
@@ -60,6 +62,8 @@ describe('loadConfig', () => {
         LOG_LEVEL: 'WARN',
         TRUST_PROXY: '10.0.0.0/8, 192.0.2.1,::1',
         PROXY_PROTOCOL: 'on',
+        REDIS_URL: 'rediss://:secret@redis.internal:6380/2',
+        REDIS_PREFIX: 'pairup-eu:',
         NODE_ENV: 'production',
       }),
     ).toEqual({
@@ -85,6 +89,8 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       trustProxy: ['10.0.0.0/8', '192.0.2.1', '::1'],
       proxyProtocol: true,
+      redisUrl: 'rediss://:secret@redis.internal:6380/2',
+      redisPrefix: 'pairup-eu:',
       production: true,
     });
   });
@@ -110,6 +116,8 @@ describe('loadConfig', () => {
     ['PORT', '-1', 'PORT must be a whole number from 0 to 65535, got "-1"'],
     ['MATCH_TIMEOUT_MS', '1e3', 'MATCH_TIMEOUT_MS must be a whole number from 1 to 86400000, got "1e3"'],
     ['MAX_WAITING', '0', 'MAX_WAITING must be a whole number from 1 to 10000000, got "0"'],
+    ['REDIS_URL', 'http://:pw@redis:6379', 'REDIS_URL must be a redis:// or rediss:// URL, got "http://:…@redis:6379"'],
+    ['REDIS_PREFIX', 'a b', 'REDIS_PREFIX must be 1 to 64 of A-Z a-z 0-9 . _ : -, got "a b"'],
     ['MAX_WAITING_PER_IP', 'many', 'MAX_WAITING_PER_IP must be a whole number from 0 to 10000000, got "many"'],
     ['CODE_TTL_MS', '0', 'CODE_TTL_MS must be a whole number from 1 to 86400000, got "0"'],
     ['STUN_PORT', 'udp', 'STUN_PORT must be a whole number from 0 to 65535, got "udp"'],

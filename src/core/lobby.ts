@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { JoinStep, MatchQueue, Maybe, Waiter } from '../queue/seam.js';
+import type { JoinStep, MatchOffer, MatchQueue, Maybe, PeerLink, Waiter } from '../queue/seam.js';
 import { newSecret } from './secrets.js';
 import { Ticket } from './ticket.js';
 import { roomKey, type JoinRequest, type Limits, type LobbyObserver, type Outcome } from './types.js';
@@ -11,8 +11,10 @@ export interface LobbyOptions {
   readonly observer?: LobbyObserver;
   /** This process's name in the queue; random by default. */
   readonly owner?: string;
-  /** Told of a queue failure that ended a request (answered 500): for the log. */
+  /** Told of a queue failure that ended a request: for the log. */
   readonly onError?: (error: unknown) => void;
+  /** How to reach the processes holding waiters this one claims (with a shared backend). */
+  readonly peers?: PeerLink;
 }
 
 /**
@@ -30,6 +32,7 @@ export class Lobby {
   readonly #limits: Limits;
   readonly #observer: LobbyObserver | undefined;
   readonly #onError: (error: unknown) => void;
+  readonly #peers: PeerLink | undefined;
   /** This process's tickets that are joining or waiting, by id. */
   readonly #tickets = new Map<string, Ticket>();
   #waiting = 0;
@@ -41,6 +44,7 @@ export class Lobby {
     this.#limits = options.limits;
     this.#observer = options.observer;
     this.#onError = options.onError ?? (() => undefined);
+    this.#peers = options.peers;
     this.owner = options.owner ?? randomBytes(6).toString('base64url');
   }
 
@@ -166,13 +170,7 @@ export class Lobby {
       this.#settle(arrival, { kind: 'gone' });
       return after(this.#queue.abort(peer, true), () => true);
     }
-    if (peer.owner !== this.owner) {
-      // A waiter of another process: the backend that shares rooms between processes brings the
-      // means to ask it. Without one, no claim of it can be confirmed.
-      return after(this.#queue.abort(peer, true), () => {
-        throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
-      });
-    }
+    if (peer.owner !== this.owner) return this.#confirmRemote(peer, arrival);
     const held = this.#tickets.get(peer.id);
     if (held === undefined || held.settled || held.isGone()) {
       // Its client left before the close event reached us (or it ended while claimed): never handed out.
@@ -192,6 +190,62 @@ export class Lobby {
     this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt }, true);
     this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
     return after(this.#queue.confirm(peer), () => true);
+  }
+
+  /**
+   * A waiter held by another process: that process answers its client and commits the claim, and
+   * only then is the arrival answered. Without an answer in time, the claim record decides: committed
+   * (the answer was lost) means the match stands; otherwise the claim is undone and the next waiter
+   * tried. A lost or late message can delay an answer, never double it or hand out a ghost.
+   */
+  #confirmRemote(peer: Waiter, arrival: Ticket): Maybe<boolean> {
+    const peers = this.#peers;
+    if (peers === undefined) {
+      return after(this.#queue.abort(peer, true), () => {
+        throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
+      });
+    }
+    const matchId = randomUUID();
+    const secret = newSecret();
+    const matched = (): Maybe<boolean> => {
+      this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: performance.now() - arrival.arrivedAt });
+      return after(this.#queue.confirm(peer), () => true);
+    };
+    return peers.offer(peer, { matchId, secret, arrival: arrival.waiter }).then(async (answer) => {
+      if (answer === 'matched') return matched();
+      // Gone, or no answer in time: unless the record says its process committed it, the waiter is
+      // dropped from the shared queue (asking again would wait again); if its process still holds
+      // it, that process answers it at its timeout. Never handed out unconfirmed.
+      const record = await this.#queue.abort(peer, false);
+      return record === 'matched' ? matched() : false;
+    });
+  }
+
+  /**
+   * Another process claimed this process's waiter `id` and offers it a match: if its client is still
+   * there, the claim is committed and the client answered. Returns what to tell that process.
+   */
+  async offered(id: string, offer: MatchOffer): Promise<'matched' | 'gone'> {
+    const held = this.#tickets.get(id);
+    // It may still be 'joining' here: queued in the shared queue and claimed before this process
+    // has even read its own join's answer.
+    if (held === undefined || held.settled) return 'gone';
+    if (held.isGone()) {
+      this.#settle(held, { kind: 'gone' });
+      return 'gone';
+    }
+    if (!(await this.#queue.commit(held.waiter))) return 'gone'; // the claimer gave up first
+    if (held.result !== undefined) {
+      // Its client went during the commit: take the match back before anybody is told of it.
+      await this.#queue.abort(held.waiter, false);
+      return 'gone';
+    }
+    const wasQueued = held.state === 'queued';
+    held.state = 'done';
+    if (wasQueued) this.#waiting--;
+    const { matchId, secret, arrival } = offer;
+    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival, initiator: true, waitedMs: performance.now() - held.arrivedAt }, wasQueued);
+    return 'matched';
   }
 
   readonly #onTimeout = (ticket: Ticket): void => {

@@ -54,6 +54,7 @@ export const errors = Object.freeze({
   internal_error: def('internal_error', 500, 'internal server error'),
   server_full: def('server_full', 503, 'server has %s requests waiting (MAX_WAITING); try again shortly', 1),
   shutting_down: def('shutting_down', 503, 'server shutting down', 5),
+  backend_unavailable: def('backend_unavailable', 503, 'the shared queue (Redis) cannot be reached; try again shortly', 1),
   overloaded: def('overloaded', 503, 'server overloaded (event loop delay over MAX_EVENT_LOOP_DELAY_MS); try again shortly', 1),
 });
 

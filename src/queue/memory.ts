@@ -50,9 +50,10 @@ export interface MemoryQueueOptions {
   readonly now?: () => number;
 }
 
-/** What a code a claim marked used held before, so that an abort can give it back. */
-interface ClaimedCode {
-  readonly code: string;
+/** A claim not yet confirmed or aborted: the code it marked used (to give back), and whether its owner committed it. */
+interface Claim {
+  readonly code: string | undefined;
+  committed: boolean;
 }
 
 export class MemoryQueue implements MatchQueue {
@@ -62,8 +63,8 @@ export class MemoryQueue implements MatchQueue {
   readonly #waitingByKey = new Map<string, number>();
   /** Codes that made a match, with when they may be used again; oldest first (one TTL for all). */
   readonly #usedCodes = new Map<string, number>();
-  /** Claims not yet confirmed or aborted, with the code each marked used. */
-  readonly #claims = new Map<string, ClaimedCode | undefined>();
+  /** Claims not yet confirmed or aborted. */
+  readonly #claims = new Map<string, Claim>();
   readonly #maxCodes: number;
   readonly #now: () => number;
 
@@ -106,7 +107,7 @@ export class MemoryQueue implements MatchQueue {
         continue;
       }
       this.#unlink(node);
-      this.#claims.set(node.waiter.id, code === undefined ? undefined : { code });
+      this.#claims.set(node.waiter.id, { code, committed: false });
       if (code !== undefined) this.#useCode(code, request.codeTtlMs);
       return { kind: 'claimed', peer: node.waiter };
     }
@@ -124,14 +125,23 @@ export class MemoryQueue implements MatchQueue {
     return { kind: 'queued' };
   }
 
+  commit(peer: Waiter): boolean {
+    const claim = this.#claims.get(peer.id);
+    if (claim === undefined) return false;
+    claim.committed = true;
+    return true;
+  }
+
   confirm(peer: Waiter): void {
     this.#claims.delete(peer.id);
   }
 
-  abort(peer: Waiter, stillThere: boolean): void {
-    const claimed = this.#claims.get(peer.id);
-    if (!this.#claims.delete(peer.id)) return;
-    if (claimed !== undefined) this.#usedCodes.delete(claimed.code);
+  abort(peer: Waiter, stillThere: boolean): 'aborted' | 'matched' {
+    const claim = this.#claims.get(peer.id);
+    if (claim === undefined) return 'aborted';
+    this.#claims.delete(peer.id);
+    if (claim.committed) return 'matched';
+    if (claim.code !== undefined) this.#usedCodes.delete(claim.code);
     if (stillThere) {
       // Back where it stood: at the head, as the oldest.
       let room = this.#rooms.get(peer.room);
@@ -148,6 +158,7 @@ export class MemoryQueue implements MatchQueue {
       this.#nodes.set(peer.id, node);
       this.#waitingByKey.set(peer.limitKey, this.waitingFrom(peer.limitKey) + 1);
     }
+    return 'aborted';
   }
 
   cancel(waiter: Waiter): boolean {

@@ -67,16 +67,48 @@ export type Maybe<T> = T | Promise<T>;
 export interface MatchQueue {
   /** Pop-or-push in one atomic step; see {@link JoinStep}. */
   join(request: JoinRequest): Maybe<JoinStep>;
-  /** The claimed `peer` was answered by its owner: the match stands. The single commit point. */
+  /**
+   * Run by the process that holds the claimed `peer`, its client still there: the match stands, the
+   * single commit point. False when the claim was aborted first (the claimer gave up waiting).
+   */
+  commit(peer: Waiter): Maybe<boolean>;
+  /** The claimer is done with a claim that was committed: forget it. */
   confirm(peer: Waiter): Maybe<void>;
   /**
-   * The claimed `peer` could not be confirmed. `stillThere`: its owner may still hold it (no answer
-   * came), so it waits again where it was; otherwise it is gone for good. Either way a code it
-   * marked used is free again, and the caller tries the next waiter.
+   * The claimed `peer` could not be confirmed, or its owner did not answer. `matched` when its owner
+   * had committed it (its answer was lost): the match stands. Otherwise the claim is undone:
+   * `stillThere` (its owner may still hold it) puts it back where it was, else it is gone for good;
+   * a code it marked used is free again, and the caller tries the next waiter.
    */
-  abort(peer: Waiter, stillThere: boolean): Maybe<void>;
+  abort(peer: Waiter, stillThere: boolean): Maybe<'aborted' | 'matched'>;
   /** A waiter leaves its room (timed out, client gone, shutdown). False when it was not waiting: claimed first. */
   cancel(waiter: Waiter): Maybe<boolean>;
   /** Stops using the backend (connections, timers). */
   close(): Promise<void>;
+}
+
+/** What the arrival's process offers the process holding a claimed waiter: the match, if it still stands. */
+export interface MatchOffer {
+  readonly matchId: string;
+  /** The match secret, for both partners. */
+  readonly secret: string;
+  /** Who the waiter's client is told its partner is. */
+  readonly arrival: Waiter;
+}
+
+/**
+ * How a process reaches the process that holds a waiter it claimed (a shared backend brings one).
+ * `matched`: that process committed the claim and answered its client; `gone`: its client had left;
+ * `unanswered`: no answer in time (a lost message, a process that died) — the claim record decides.
+ */
+export interface PeerLink {
+  offer(peer: Waiter, offer: MatchOffer): Promise<'matched' | 'gone' | 'unanswered'>;
+}
+
+/** The queue backend cannot be reached: answered 503 `backend_unavailable`, never a crash or a hang. */
+export class BackendUnavailableError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('the queue backend is unreachable', options);
+    this.name = 'BackendUnavailableError';
+  }
 }

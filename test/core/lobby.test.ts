@@ -3,7 +3,7 @@ import { Lobby } from '../../src/core/lobby.js';
 import type { Ticket } from '../../src/core/ticket.js';
 import type { JoinRequest, Outcome } from '../../src/core/types.js';
 import { MemoryQueue } from '../../src/queue/memory.js';
-import type { JoinStep, MatchQueue } from '../../src/queue/seam.js';
+import type { JoinStep, MatchQueue, PeerLink } from '../../src/queue/seam.js';
 import { audit } from '../helpers/audit.js';
 
 let connections = 0;
@@ -244,8 +244,9 @@ describe('Lobby', () => {
     const errors: unknown[] = [];
     const broken: MatchQueue = {
       join: (): Promise<JoinStep> => Promise.reject(new Error('backend down')),
+      commit: () => Promise.resolve(false),
       confirm: () => Promise.resolve(),
-      abort: () => Promise.resolve(),
+      abort: () => Promise.resolve('aborted' as const),
       cancel: () => Promise.resolve(false),
       close: () => Promise.resolve(),
     };
@@ -356,5 +357,75 @@ describe('audit (test helper)', () => {
     a.gone = true;
     expect(audit(broken, lobby)).toEqual([]);
     lobby.close();
+  });
+});
+
+describe('Lobby: waiters held by another process', () => {
+  /** Two lobbies (two processes) on one queue, linked by offers that can be lost on the way. */
+  function twoProcesses(link: { lose?: 'offer' | 'answer' } = {}) {
+    const shared = new MemoryQueue();
+    const limits = { maxWaiting: 10, maxWaitingPerIp: 0, codeTtlMs: 60_000 };
+    const lobbies: Record<string, Lobby> = {};
+    const peers: PeerLink = {
+      async offer(peer, offer) {
+        if (link.lose === 'offer') return 'unanswered';
+        const answer = await (lobbies[peer.owner] as Lobby).offered(peer.id, offer);
+        return link.lose === 'answer' ? 'unanswered' : answer;
+      },
+    };
+    const a = new Lobby({ queue: shared, owner: 'A', limits, peers });
+    const b = new Lobby({ queue: shared, owner: 'B', limits, peers });
+    lobbies.A = a;
+    lobbies.B = b;
+    return { shared, a, b };
+  }
+
+  async function outcomeOf(ticket: Ticket): Promise<Outcome> {
+    await ticks();
+    return ticket.outcome;
+  }
+
+  it('pairs an arrival with another process’s waiter once that process answered it', async () => {
+    const { shared, a, b } = twoProcesses();
+    const waiter = await join(new FakeClient('192.0.2.1:1').request(), a);
+    const arrival = await join(new FakeClient('192.0.2.2:2').request(), b);
+    const [w, r] = [await outcomeOf(waiter), await outcomeOf(arrival)];
+    if (w.kind !== 'matched' || r.kind !== 'matched') throw new Error(`not matched: ${w.kind} ${r.kind}`);
+    expect([w.matchId, w.secret, w.initiator, w.peer]).toEqual([r.matchId, r.secret, true, arrival.waiter]);
+    expect([r.initiator, r.peer]).toEqual([false, waiter.waiter]);
+    expect([a.waiting, b.waiting, shared.size]).toEqual([0, 0, 0]);
+  });
+
+  it('never hands out a waiter whose process finds its client gone, and drops it', async () => {
+    const { shared, a, b } = twoProcesses();
+    const left = new FakeClient('192.0.2.1:1');
+    const waiter = await join(left.request(), a);
+    left.gone = true; // destroyed, close event not run yet
+    const arrival = await join(new FakeClient('192.0.2.2:2').request(), b);
+    expect(await outcomeOf(waiter)).toEqual({ kind: 'gone' });
+    expect(await settledNow(arrival)).toBe('pending'); // it waits in the waiter's place
+    expect([a.waiting, b.waiting, shared.size]).toEqual([0, 1, 1]);
+    b.close();
+  });
+
+  it('answers the arrival matched when only the answer was lost: the claim record says committed', async () => {
+    const { shared, a, b } = twoProcesses({ lose: 'answer' });
+    const waiter = await join(new FakeClient('192.0.2.1:1').request(), a);
+    const arrival = await join(new FakeClient('192.0.2.2:2').request(), b);
+    const [w, r] = [await outcomeOf(waiter), await outcomeOf(arrival)];
+    expect([w.kind, r.kind]).toEqual(['matched', 'matched']);
+    expect((w as { matchId: string }).matchId).toBe((r as { matchId: string }).matchId);
+    expect(shared.size).toBe(0);
+  });
+
+  it('never answers matched when the offer was lost: the waiter is dropped, its process times it out', async () => {
+    const { shared, a, b } = twoProcesses({ lose: 'offer' });
+    const waiter = await join(new FakeClient('192.0.2.1:1').request({ timeoutMs: 500 }), a);
+    const arrival = await join(new FakeClient('192.0.2.2:2').request({ timeoutMs: 500 }), b);
+    expect(await settledNow(arrival)).toBe('pending');
+    expect([shared.size, shared.waiters()[0]?.owner]).toEqual([1, 'B']);
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await waiter.outcome).kind).toBe('timeout');
+    expect((await arrival.outcome).kind).toBe('timeout');
   });
 });

@@ -112,6 +112,22 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
       expect(await queue.join(request(waiter('pool:f', 'F', 'ip1'), limited))).toEqual(queued);
     });
 
+    it('lets the owner commit a claim, after which an abort reports the match as standing', async () => {
+      const [a, b] = [waiter('code:m', 'A'), waiter('code:n', 'A')];
+      await queue.join(request(a));
+      await queue.join(request(b));
+      expect(await queue.join(request(waiter('code:m', 'B')))).toEqual(claimed(a));
+      expect(await queue.commit(a)).toBe(true);
+      // The claimer heard nothing and gives up: the record says the owner committed.
+      expect(await queue.abort(a, true)).toBe('matched');
+      expect(await queue.join(request(waiter('code:m', 'C')))).toEqual(refused('code_used'));
+      // Aborted before its owner could commit: the commit fails, the code is free again.
+      expect(await queue.join(request(waiter('code:n', 'B')))).toEqual(claimed(b));
+      expect(await queue.abort(b, false)).toBe('aborted');
+      expect(await queue.commit(b)).toBe(false);
+      expect(await queue.join(request(waiter('code:n', 'D')))).toEqual(queued);
+    });
+
     it('cancels a waiter once; not after it was claimed', async () => {
       const a = waiter('pool:p', 'A');
       await queue.join(request(a));
@@ -129,7 +145,7 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
       const op = fc.oneof(
         fc.record({ kind: fc.constant('join' as const), room: fc.constantFrom('pool:p', 'pool:q', 'code:c', 'code:d'), connection: fc.constantFrom('A', 'B', 'C'), key: fc.constantFrom('k1', 'k2'), mayWait: fc.boolean() }),
         fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
-        fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(), how: fc.constantFrom('confirm', 'abort-there', 'abort-gone') }),
+        fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(), how: fc.constantFrom('confirm', 'abort-there', 'abort-gone', 'commit-abort') }),
       );
       await fc.assert(
         fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
@@ -154,11 +170,14 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
               const w = open.splice(o.pick % Math.max(1, open.length), 1)[0];
               if (w === undefined) continue;
               if (o.how === 'confirm') {
+                expect(await real.commit(w)).toBe(model.commit(w));
                 await real.confirm(w);
                 model.confirm(w);
+              } else if (o.how === 'commit-abort') {
+                expect(await real.commit(w)).toBe(model.commit(w));
+                expect(await real.abort(w, true)).toBe(model.abort(w, true));
               } else {
-                await real.abort(w, o.how === 'abort-there');
-                model.abort(w, o.how === 'abort-there');
+                expect(await real.abort(w, o.how === 'abort-there')).toBe(model.abort(w, o.how === 'abort-there'));
               }
             }
           }
@@ -173,7 +192,7 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
 class ModelQueue {
   readonly rooms = new Map<string, Waiter[]>();
   readonly used = new Set<string>();
-  readonly claims = new Map<string, string | undefined>();
+  readonly claims = new Map<string, { code: string | undefined; committed: boolean }>();
 
   join(r: JoinRequest): JoinStep {
     const { waiter: w, byCode } = r;
@@ -185,7 +204,7 @@ class ModelQueue {
         continue;
       }
       list.splice(i, 1);
-      this.claims.set(candidate.id, byCode ? w.room : undefined);
+      this.claims.set(candidate.id, { code: byCode ? w.room : undefined, committed: false });
       if (byCode) this.used.add(w.room);
       return claimed(candidate);
     }
@@ -204,15 +223,24 @@ class ModelQueue {
     return true;
   }
 
+  commit(w: Waiter): boolean {
+    const claim = this.claims.get(w.id);
+    if (claim === undefined) return false;
+    claim.committed = true;
+    return true;
+  }
+
   confirm(w: Waiter): void {
     this.claims.delete(w.id);
   }
 
-  abort(w: Waiter, stillThere: boolean): void {
-    if (!this.claims.has(w.id)) return;
-    const code = this.claims.get(w.id);
+  abort(w: Waiter, stillThere: boolean): 'aborted' | 'matched' {
+    const claim = this.claims.get(w.id);
+    if (claim === undefined) return 'aborted';
     this.claims.delete(w.id);
-    if (code !== undefined) this.used.delete(code);
+    if (claim.committed) return 'matched';
+    if (claim.code !== undefined) this.used.delete(claim.code);
     if (stillThere) this.rooms.set(w.room, [w, ...(this.rooms.get(w.room) ?? [])]);
+    return 'aborted';
   }
 }

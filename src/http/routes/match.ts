@@ -4,6 +4,7 @@ import type { Ticket } from '../../core/ticket.js';
 import type { Outcome, Refusal, Room } from '../../core/types.js';
 import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
 import { errors, type ErrorCode } from '../../protocol/errors.js';
+import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
 import { connectionId, responseGone, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
@@ -129,7 +130,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       case 'refused':
         throw refusalError(outcome.refusal);
       case 'failed':
-        throw outcome.error;
+        throw outcome.error instanceof BackendUnavailableError ? new ApiError('backend_unavailable') : outcome.error;
       case 'matched': {
         const { peer } = outcome;
         if (!outcome.initiator) {

@@ -1,0 +1,79 @@
+/**
+ * Opens the queue backend the configuration asks for: in memory (the default), or Redis shared by
+ * every process that uses the same REDIS_URL and REDIS_PREFIX.
+ */
+import { createClient } from 'redis';
+import type { MatchOffer, MatchQueue, PeerLink } from './seam.js';
+import { MemoryQueue } from './memory.js';
+import { RedisQueue } from './redis.js';
+import { RedisPeerLink } from './redis-link.js';
+
+export interface Backend {
+  readonly queue: MatchQueue;
+  /** How to reach the other processes (shared backends only). */
+  readonly peers?: PeerLink;
+  /** Starts answering other processes' offers for this process's waiters. */
+  start(offered: (id: string, offer: MatchOffer) => Promise<'matched' | 'gone'>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BackendLog {
+  error(fields: object, message: string): void;
+  info(message: string): void;
+}
+
+/** Longest wait for Redis to accept a connection; reconnections back off up to RECONNECT_MAX_MS. */
+const CONNECT_TIMEOUT_MS = 2000;
+const RECONNECT_MAX_MS = 2000;
+
+export async function openBackend(
+  redis: { readonly url: string | undefined; readonly prefix: string },
+  owner: string,
+  log: () => BackendLog,
+): Promise<Backend> {
+  if (redis.url === undefined) {
+    return { queue: new MemoryQueue(), start: () => Promise.resolve(), close: () => Promise.resolve() };
+  }
+  let connected = false;
+  let up = true;
+  const client = createClient({
+    url: redis.url,
+    // A command while Redis is unreachable fails at once (503 backend_unavailable) instead of waiting.
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // At start-up, an unreachable Redis stops the server; later, reconnect with backoff.
+      reconnectStrategy: (retries: number, cause: Error) =>
+        connected ? Math.min(50 * 2 ** retries, RECONNECT_MAX_MS) : cause,
+    },
+  });
+  // One line when Redis goes, one when it comes back: no line per failed reconnection.
+  client.on('error', (error: unknown) => {
+    if (!connected || !up) return;
+    up = false;
+    log().error({ err: error }, 'Redis unreachable: new requests are answered 503 backend_unavailable until it is back');
+  });
+  client.on('ready', () => {
+    if (up) return;
+    up = true;
+    log().info('Redis reachable again');
+  });
+  await client.connect();
+  connected = true;
+  const subscriber = client.duplicate();
+  subscriber.on('error', () => undefined); // told once through the main client
+  await subscriber.connect();
+  const queue = new RedisQueue(client, { prefix: redis.prefix, owner });
+  await queue.ready();
+  const peers = new RedisPeerLink(client, subscriber, { prefix: redis.prefix, owner });
+  return {
+    queue,
+    peers,
+    start: (offered) => peers.start(offered, (error) => log().error({ err: error }, 'offer from another process failed')),
+    async close() {
+      await queue.close();
+      await peers.close();
+      await Promise.all([client.quit(), subscriber.quit()]).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * How processes sharing a Redis reach each other: one pub/sub channel per process. A process that
+ * claimed another's waiter publishes an offer on the owner's channel and waits for its answer on its
+ * own. Pub/sub is at most once: an answer that does not come in time is `unanswered`, and the claim
+ * record in Redis decides (see Lobby#confirmRemote).
+ */
+import type { createClient } from 'redis';
+import type { MatchOffer, PeerLink, Waiter } from './seam.js';
+
+type Client = ReturnType<typeof createClient>;
+
+/** How long a claimer waits for the owner's answer. */
+export const OFFER_TIMEOUT_MS = 2000;
+
+type Answer = 'matched' | 'gone' | 'unanswered';
+type Message =
+  | { readonly t: 'offer'; readonly r: number; readonly from: string; readonly id: string; readonly offer: MatchOffer }
+  | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'gone' };
+
+export class RedisPeerLink implements PeerLink {
+  readonly #publisher: Client;
+  readonly #subscriber: Client;
+  readonly #prefix: string;
+  readonly #owner: string;
+  readonly #pending = new Map<number, (answer: Answer) => void>();
+  #requests = 0;
+
+  constructor(publisher: Client, subscriber: Client, options: { readonly prefix: string; readonly owner: string }) {
+    this.#publisher = publisher;
+    this.#subscriber = subscriber;
+    this.#prefix = options.prefix;
+    this.#owner = options.owner;
+  }
+
+  #channel(owner: string): string {
+    return `${this.#prefix}process:${owner}`;
+  }
+
+  /** Listens on this process's channel; `onOffer` answers offers for its waiters. */
+  async start(onOffer: (id: string, offer: MatchOffer) => Promise<'matched' | 'gone'>, onError: (error: unknown) => void): Promise<void> {
+    await this.#subscriber.subscribe(this.#channel(this.#owner), (text) => {
+      let message: Message;
+      try {
+        message = JSON.parse(text) as Message;
+      } catch (error) {
+        onError(error);
+        return;
+      }
+      if (message.t === 'answer') {
+        this.#pending.get(message.r)?.(message.answer);
+        return;
+      }
+      onOffer(message.id, message.offer).then(
+        (answer) => this.#publisher.publish(this.#channel(message.from), JSON.stringify({ t: 'answer', r: message.r, answer })),
+        onError,
+      ).catch(onError);
+    });
+  }
+
+  offer(peer: Waiter, offer: MatchOffer): Promise<Answer> {
+    const r = ++this.#requests;
+    return new Promise<Answer>((resolve) => {
+      const done = (answer: Answer): void => {
+        if (!this.#pending.delete(r)) return;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => done('unanswered'), OFFER_TIMEOUT_MS);
+      this.#pending.set(r, done);
+      const message: Message = { t: 'offer', r, from: this.#owner, id: peer.id, offer };
+      this.#publisher.publish(this.#channel(peer.owner), JSON.stringify(message)).then(
+        // Nobody listening on that channel: its process is gone, and nobody can ever answer that waiter.
+        (receivers) => {
+          if (receivers === 0) done('gone');
+        },
+        () => done('unanswered'),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const done of [...this.#pending.values()]) done('unanswered');
+    await this.#subscriber.unsubscribe(this.#channel(this.#owner)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Several pairup processes sharing one Redis (a redis-server the test starts): clients of one process
+ * are paired with clients of another, a flood with aborts leaves no ghost and no double match, and a
+ * process killed with waiters never has them handed out.
+ */
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+import { ask, testCertificate, TestClient } from './helpers/server.js';
+
+let redis: RedisServer;
+let dir: string;
+let cert: string;
+const processes: ServerProcess[] = [];
+let prefixes = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  dir = await mkdtemp(join(tmpdir(), 'pairup-redis-'));
+  const pem = await testCertificate();
+  cert = pem.cert;
+  await writeFile(join(dir, 'cert.pem'), pem.cert);
+  await writeFile(join(dir, 'key.pem'), pem.key);
+});
+afterAll(async () => {
+  for (const proc of processes) if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+  await redis.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `n` pairup processes on one Redis and prefix; their origins. */
+async function cluster(n: number, prefix: string): Promise<{ procs: ServerProcess[]; origins: string[] }> {
+  const procs = Array.from({ length: n }, () =>
+    spawnServer(
+      { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0', REDIS_URL: redis.url, REDIS_PREFIX: prefix },
+      dir,
+    ),
+  );
+  processes.push(...procs);
+  const ports = await Promise.all(procs.map((p) => p.port));
+  return { procs, origins: ports.map((port) => `https://127.0.0.1:${port}`) };
+}
+
+interface Seen {
+  readonly client: number;
+  readonly process: number;
+  readonly address: string;
+  aborted: boolean;
+  match?: { matchId: string; self: string; peer: string; initiator: boolean };
+  status?: number;
+}
+
+describe('several processes on one Redis', () => {
+  it('pairs clients across processes through a flood with aborts: symmetric, no ghost, nothing left waiting', async () => {
+    const prefix = `flood${++prefixes}:`;
+    const { procs, origins } = await cluster(3, prefix);
+    const seen: Seen[] = [];
+    const clients: TestClient[] = [];
+    const runs: Promise<void>[] = [];
+    const CLIENTS = 150;
+    for (let i = 0; i < CLIENTS; i++) {
+      const process = i % 3;
+      const client = new TestClient(origins[process] as string, cert, { h2: i % 2 === 1 });
+      clients.push(client);
+      const aborting = i % 3 === 2;
+      const controller = new AbortController();
+      if (aborting) setTimeout(() => controller.abort(), 20 + ((i * 37) % 400));
+      runs.push(
+        (async () => {
+          await new Promise((resolve) => setTimeout(resolve, (i * 7) % 300));
+          const record: Seen = { client: i, process, address: '', aborted: false };
+          seen.push(record);
+          try {
+            const answer = await ask(client.client, origins[process] as string, '/?pool=flood&timeout=3', {
+              headers: { accept: 'application/json' },
+              signal: controller.signal,
+            });
+            record.status = answer.status;
+            if (answer.status === 200) record.match = JSON.parse(answer.text) as Seen['match'];
+          } catch {
+            record.aborted = true;
+          }
+        })(),
+      );
+    }
+    await Promise.all(runs);
+    await Promise.all(clients.map((c) => c.close()));
+
+    const answered = seen.filter((s) => s.match !== undefined);
+    expect(seen.filter((s) => !s.aborted && s.status !== 200 && s.status !== 408)).toEqual([]);
+    // Every match is two clients who name each other, one the initiator, or one client whose
+    // partner aborted (its answer was written as the client left).
+    const byMatch = new Map<string, Seen[]>();
+    for (const s of answered) byMatch.set(s.match?.matchId ?? '', [...(byMatch.get(s.match?.matchId ?? '') ?? []), s]);
+    const bySelf = new Map(answered.map((s) => [s.match?.self ?? '', s]));
+    let crossProcess = 0;
+    let broken = 0;
+    for (const sides of byMatch.values()) {
+      const [one, two] = sides;
+      if (sides.length > 2 || one?.match === undefined) broken++;
+      else if (two?.match === undefined) {
+        // The partner was not answered 200 here: it must be a client that aborted.
+        if (bySelf.has(one.match.peer)) broken++;
+      } else if (one.match.peer !== two.match.self || two.match.peer !== one.match.self || one.match.initiator === two.match.initiator) broken++;
+      else if (one.process !== two.process) crossProcess++;
+    }
+    expect(broken).toBe(0);
+    const complete = [...byMatch.values()].filter((sides) => sides.length === 2).length;
+    expect(complete).toBeGreaterThan(30);
+    // Which process a client's partner is on depends on connection timing; runs here gave 10 to 22 of ~50.
+    expect(crossProcess).toBeGreaterThanOrEqual(5);
+    const aborted = seen.filter((s) => s.aborted).length;
+    const oneSided = [...byMatch.values()].filter((sides) => sides.length === 1).length;
+    expect(oneSided).toBeLessThanOrEqual(aborted);
+
+    // Nothing waiting afterwards, in any process or in Redis.
+    for (const origin of origins) {
+      const health = new TestClient(origin, cert);
+      expect(JSON.parse((await ask(health.client, origin, '/healthz')).text)).toEqual({ status: 'ok', waiting: 0 });
+      await health.close();
+    }
+    const probe = createClient({ url: redis.url });
+    await probe.connect();
+    try {
+      expect(await probe.lLen(`${prefix}{pool:flood}:q`)).toBe(0);
+      expect(await probe.hLen(`${prefix}{pool:flood}:claims`)).toBe(0);
+      expect(await probe.hLen(`${prefix}limits`)).toBe(0);
+    } finally {
+      await probe.quit();
+    }
+    for (const proc of procs) expect(proc.stdout.filter((line) => /"level":(40|50|60)/.test(line))).toEqual([]);
+    for (const proc of procs) proc.child.kill('SIGTERM');
+    for (const proc of procs) expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('never hands out the waiters of a process killed with -9', async () => {
+    const prefix = `kill${++prefixes}:`;
+    const { procs, origins } = await cluster(2, prefix);
+    const [survivor, victim] = procs as [ServerProcess, ServerProcess];
+    // Four streams of one HTTP/2 connection: never paired with each other, so all four wait.
+    const victim1 = new TestClient(origins[1] as string, cert, { h2: true });
+    const victims = [victim1];
+    const waiting = Array.from({ length: 4 }, () =>
+      ask(victim1.client, origins[1] as string, '/?pool=doomed&timeout=20', { headers: { accept: 'application/json' } }).catch(() => undefined),
+    );
+    const probe = createClient({ url: redis.url });
+    await probe.connect();
+    try {
+      for (let i = 0; i < 100 && (await probe.lLen(`${prefix}{pool:doomed}:q`)) < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await probe.lLen(`${prefix}{pool:doomed}:q`)).toBe(4);
+      victim.child.kill('SIGKILL');
+      await victim.exit;
+      const victimAddresses = new Set(victims.map((c) => `127.0.0.1:${c.localPort}`));
+      // Newcomers at the survivor: the dead process's waiters are dropped, the newcomers pair among themselves.
+      const newcomers = Array.from({ length: 4 }, () => new TestClient(origins[0] as string, cert));
+      const answers = await Promise.all(
+        newcomers.map((c) => ask(c.client, origins[0] as string, '/?pool=doomed&timeout=5', { headers: { accept: 'application/json' } })),
+      );
+      const peers = answers.map((a) => (a.status === 200 ? (JSON.parse(a.text) as { peer: string }).peer : `status ${a.status}`));
+      expect(peers.filter((peer) => victimAddresses.has(peer))).toEqual([]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+      expect(await probe.lLen(`${prefix}{pool:doomed}:q`)).toBe(0);
+      await Promise.all([...victims, ...newcomers].map((c) => c.close()));
+      await Promise.all(waiting);
+    } finally {
+      await probe.quit();
+    }
+    survivor.child.kill('SIGTERM');
+    expect(await survivor.exit).toEqual({ code: 0, signal: null });
+  });
+});
