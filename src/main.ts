@@ -16,6 +16,7 @@ import { startStunResponder, type StunResponder } from './net/stun.js';
 import { buildAdmin } from './ops/admin.js';
 import { Metrics } from './ops/metrics.js';
 import { openBackend, type Backend } from './queue/backends.js';
+import { BackendUnavailableError } from './queue/seam.js';
 
 const DEV_CERTS_DIR = 'certs';
 /** The default HOST: every IPv6 address and, through IPv4-mapped addresses, every IPv4 one. */
@@ -64,7 +65,9 @@ async function main(): Promise<void> {
   let backend: Backend;
   try {
     // The backend logs only once requests flow, by which time the app (and its logger) exists.
-    backend = await openBackend({ url: config.redisUrl, prefix: config.redisPrefix }, owner, () => app.log);
+    backend = await openBackend({ url: config.redisUrl, prefix: config.redisPrefix }, owner, () => app.log, (error) =>
+      lobby.fail(new BackendUnavailableError({ cause: error })),
+    );
   } catch (error) {
     throw new StartupError(`cannot connect to REDIS_URL: ${(error as Error).message}`);
   }
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
   const admin =
     metrics === undefined
       ? undefined
-      : buildAdmin(metrics, { ready: () => ready, waiting: () => lobby.waiting }, app.log);
+      : buildAdmin(metrics, { ready: () => ready && backend.healthy, waiting: () => lobby.waiting }, app.log);
 
   let stun: StunResponder | undefined;
   // One ordered shutdown for everything that must close. close-with-grace sets the grace timer

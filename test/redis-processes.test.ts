@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { request } from 'undici';
+import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 import { ask, testCertificate, TestClient } from './helpers/server.js';
 
@@ -171,5 +172,52 @@ describe('several processes on one Redis', () => {
     }
     survivor.child.kill('SIGTERM');
     expect(await survivor.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('answers 503 backend_unavailable while Redis is down, the waiters too, once; pairs again when it is back', async () => {
+    const own = await startRedis();
+    const adminPort = await freePort();
+    const proc = spawnServer(
+      { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', REDIS_URL: own.url, ADMIN_PORT: String(adminPort) },
+      dir,
+    );
+    processes.push(proc);
+    const origin = `https://127.0.0.1:${await proc.port}`;
+    const readyz = async () => (await request(`http://127.0.0.1:${adminPort}/readyz`)).statusCode;
+    const [waiterClient, other, third] = [new TestClient(origin, cert), new TestClient(origin, cert), new TestClient(origin, cert)];
+    let restarted: RedisServer | undefined;
+    try {
+      const json = { headers: { accept: 'application/json' } };
+      const waiting = ask(waiterClient.client, origin, '/?pool=outage&timeout=30', json);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await own.stop();
+      const started = Date.now();
+      const answered = await waiting;
+      expect([answered.status, answered.headers['retry-after'], JSON.parse(answered.text)]).toEqual([
+        503,
+        '1',
+        { error: 'backend_unavailable', message: 'the shared queue (Redis) cannot be reached; try again shortly' },
+      ]);
+      const refused = await ask(other.client, origin, '/?pool=outage&timeout=5', json);
+      expect([refused.status, JSON.parse(refused.text).error]).toEqual([503, 'backend_unavailable']);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(await readyz()).toBe(503);
+
+      restarted = await startRedis(own.port);
+      await proc.line(/^Redis reachable again$/);
+      const pairing = ask(other.client, origin, '/?pool=back&timeout=10', json);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await ask(third.client, origin, '/?pool=back&timeout=10', json);
+      expect([second.status, (await pairing).status]).toEqual([200, 200]);
+      expect(await readyz()).toBe(200);
+      const loud = proc.stdout.filter((line) => /"level":(40|50|60)/.test(line)).map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(loud).toEqual(['Redis unreachable: new requests are answered 503 backend_unavailable until it is back']);
+      expect(proc.child.exitCode).toBe(null);
+    } finally {
+      await Promise.all([waiterClient, other, third].map((c) => c.close()));
+      proc.child.kill('SIGTERM');
+      await proc.exit;
+      await restarted?.stop();
+    }
   });
 });

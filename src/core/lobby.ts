@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { JoinStep, MatchOffer, MatchQueue, Maybe, PeerLink, Waiter } from '../queue/seam.js';
+import { BackendUnavailableError, type JoinStep, type MatchOffer, type MatchQueue, type Maybe, type PeerLink, type Waiter } from '../queue/seam.js';
 import { newSecret } from './secrets.js';
 import { Ticket } from './ticket.js';
 import { roomKey, type JoinRequest, type Limits, type LobbyObserver, type Outcome } from './types.js';
@@ -89,7 +89,8 @@ export class Lobby {
     }
     this.#tickets.set(waiter.id, ticket);
     const fail = (error: unknown): void => {
-      this.#onError(error);
+      // An unreachable backend is reported once by the backend itself, not once per request.
+      if (!(error instanceof BackendUnavailableError)) this.#onError(error);
       this.#settle(ticket, { kind: 'failed', error });
     };
     try {
@@ -101,6 +102,16 @@ export class Lobby {
       fail(error);
     }
     return ticket;
+  }
+
+  /**
+   * The queue backend went away: every client of this process waiting or joining is answered now
+   * (503 `backend_unavailable`), once, rather than left hanging on a queue nobody can reach.
+   */
+  fail(error: unknown): number {
+    const tickets = [...this.#tickets.values()];
+    for (const ticket of tickets) this.#settle(ticket, { kind: 'failed', error });
+    return tickets.length;
   }
 
   /** Answers every waiter `shutdown` and refuses new requests from now on. Returns how many. */
@@ -275,11 +286,16 @@ export class Lobby {
   }
 
   #cancel(waiter: Waiter): void {
+    // An unreachable backend was reported once already; the entry left behind is dropped by the
+    // first process that claims it (its owner answers "gone").
+    const report = (error: unknown): void => {
+      if (!(error instanceof BackendUnavailableError)) this.#onError(error);
+    };
     try {
       const cancelled = this.#queue.cancel(waiter);
-      if (cancelled instanceof Promise) cancelled.catch(this.#onError);
+      if (cancelled instanceof Promise) cancelled.catch(report);
     } catch (error) {
-      this.#onError(error);
+      report(error);
     }
   }
 }

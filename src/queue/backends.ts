@@ -10,6 +10,8 @@ import { RedisPeerLink } from './redis-link.js';
 
 export interface Backend {
   readonly queue: MatchQueue;
+  /** False while the backend cannot be reached (/readyz then says not ready). */
+  readonly healthy: boolean;
   /** How to reach the other processes (shared backends only). */
   readonly peers?: PeerLink;
   /** Starts answering other processes' offers for this process's waiters. */
@@ -30,9 +32,11 @@ export async function openBackend(
   redis: { readonly url: string | undefined; readonly prefix: string },
   owner: string,
   log: () => BackendLog,
+  /** Called once each time the backend goes away. */
+  onDown: (error: unknown) => void = () => undefined,
 ): Promise<Backend> {
   if (redis.url === undefined) {
-    return { queue: new MemoryQueue(), start: () => Promise.resolve(), close: () => Promise.resolve() };
+    return { queue: new MemoryQueue(), healthy: true, start: () => Promise.resolve(), close: () => Promise.resolve() };
   }
   let connected = false;
   let up = true;
@@ -52,26 +56,39 @@ export async function openBackend(
     if (!connected || !up) return;
     up = false;
     log().error({ err: error }, 'Redis unreachable: new requests are answered 503 backend_unavailable until it is back');
+    onDown(error);
   });
+  let queue: RedisQueue | undefined;
   client.on('ready', () => {
-    if (up) return;
-    up = true;
-    log().info('Redis reachable again');
+    if (up || queue === undefined) return;
+    // A restarted Redis has lost this process's heartbeat: renew it before taking requests again,
+    // or the next join would take this process's own waiters for a dead process's.
+    queue.ready().then(
+      () => {
+        up = true;
+        log().info('Redis reachable again');
+      },
+      () => undefined, // still down: the next 'ready' tries again
+    );
   });
   await client.connect();
   connected = true;
   const subscriber = client.duplicate();
   subscriber.on('error', () => undefined); // told once through the main client
   await subscriber.connect();
-  const queue = new RedisQueue(client, { prefix: redis.prefix, owner });
+  queue = new RedisQueue(client, { prefix: redis.prefix, owner });
   await queue.ready();
   const peers = new RedisPeerLink(client, subscriber, { prefix: redis.prefix, owner });
+  const shared = queue;
   return {
-    queue,
+    queue: shared,
     peers,
+    get healthy() {
+      return up;
+    },
     start: (offered) => peers.start(offered, (error) => log().error({ err: error }, 'offer from another process failed')),
     async close() {
-      await queue.close();
+      await shared.close();
       await peers.close();
       await Promise.all([client.quit(), subscriber.quit()]).catch(() => undefined);
     },

@@ -11,11 +11,11 @@ export interface RedisServer {
 }
 
 /** A redis-server of the test's own on a free loopback port, keeping nothing on disk. */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(onPort?: number): Promise<RedisServer> {
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
     throw new Error('redis-server is not installed: apt-get install redis-server');
   }
-  const port = await freePort();
+  const port = onPort ?? (await freePort());
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
