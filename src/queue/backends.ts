@@ -58,8 +58,10 @@ export async function openBackend(
     log().error({ err: error }, 'Redis unreachable: new requests are answered 503 backend_unavailable until it is back');
     onDown(error);
   });
-  let queue: RedisQueue | undefined;
+  // Set once connected; the 'ready' of a reconnection renews its heartbeat.
+  const opened: { queue?: RedisQueue } = {};
   client.on('ready', () => {
+    const queue = opened.queue;
     if (up || queue === undefined) return;
     // A restarted Redis has lost this process's heartbeat: renew it before taking requests again,
     // or the next join would take this process's own waiters for a dead process's.
@@ -76,19 +78,19 @@ export async function openBackend(
   const subscriber = client.duplicate();
   subscriber.on('error', () => undefined); // told once through the main client
   await subscriber.connect();
-  queue = new RedisQueue(client, { prefix: redis.prefix, owner });
+  const queue = new RedisQueue(client, { prefix: redis.prefix, owner });
+  opened.queue = queue;
   await queue.ready();
   const peers = new RedisPeerLink(client, subscriber, { prefix: redis.prefix, owner });
-  const shared = queue;
   return {
-    queue: shared,
+    queue,
     peers,
     get healthy() {
       return up;
     },
     start: (offered) => peers.start(offered, (error) => log().error({ err: error }, 'offer from another process failed')),
     async close() {
-      await shared.close();
+      await queue.close();
       await peers.close();
       await Promise.all([client.quit(), subscriber.quit()]).catch(() => undefined);
     },
