@@ -199,7 +199,7 @@ describe('several processes on one Redis', () => {
         { error: 'backend_unavailable', message: 'the shared queue (Redis) cannot be reached; try again shortly' },
       ]);
       const refused = await ask(other.client, origin, '/?pool=outage&timeout=5', json);
-      expect([refused.status, JSON.parse(refused.text).error]).toEqual([503, 'backend_unavailable']);
+      expect([refused.status, (JSON.parse(refused.text) as { error: string }).error]).toEqual([503, 'backend_unavailable']);
       expect(Date.now() - started).toBeLessThan(2000);
       expect(await readyz()).toBe(503);
 
