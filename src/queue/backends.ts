@@ -2,11 +2,9 @@
  * Opens the queue backend the configuration asks for: in memory (the default), or Redis shared by
  * every process that uses the same REDIS_URL and REDIS_PREFIX.
  */
-import { createClient } from 'redis';
 import type { MatchOffer, MatchQueue, PeerLink } from './seam.js';
 import { MemoryQueue } from './memory.js';
-import { RedisQueue } from './redis.js';
-import { RedisPeerLink } from './redis-link.js';
+import type { RedisQueue } from './redis.js';
 
 export interface Backend {
   readonly queue: MatchQueue;
@@ -38,6 +36,12 @@ export async function openBackend(
   if (redis.url === undefined) {
     return { queue: new MemoryQueue(), healthy: true, start: () => Promise.resolve(), close: () => Promise.resolve() };
   }
+  // Loaded only when asked for: the in-memory default does not carry the Redis client.
+  const [{ createClient }, { RedisQueue }, { RedisPeerLink }] = await Promise.all([
+    import('redis'),
+    import('./redis.js'),
+    import('./redis-link.js'),
+  ]);
   let connected = false;
   let up = true;
   const client = createClient({
