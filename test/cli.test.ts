@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode, spawnServer, type Finished } from './helpers/process.js';
-import { ScriptedServer } from './helpers/scripted-server.js';
+import { SAMPLE_MATCH, ScriptedServer } from './helpers/scripted-server.js';
 import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
@@ -99,18 +99,7 @@ describe('pairup find against a broken or hostile server', () => {
   });
   afterAll(() => scripted.close());
 
-  const MATCH = {
-    matchId: 'm',
-    pool: 'p',
-    secret: 'A'.repeat(43),
-    self: '127.0.0.1:1',
-    peer: '127.0.0.1:2',
-    via: 'socket',
-    portIsSource: true,
-    initiator: true,
-    waitedMs: 1,
-    peerMeta: null,
-  };
+  const MATCH = SAMPLE_MATCH;
 
   it.each([
     ['a 200 that is not a match', { status: 200, body: { hello: 'world' } }, 'pairup: URL answered 200 with something that is not a match\n'],

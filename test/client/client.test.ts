@@ -1,20 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { findPeer, NoPeerError, PairupError, type Match } from '../../src/client/index.js';
-import { ScriptedServer } from '../helpers/scripted-server.js';
+import { SAMPLE_MATCH, ScriptedServer } from '../helpers/scripted-server.js';
 import { startServer, testCertificate, type TestServer } from '../helpers/server.js';
 
-const MATCH: Match = {
-  matchId: '00000000-0000-4000-8000-000000000000',
-  code: 'c',
-  secret: 'A'.repeat(43),
-  self: '127.0.0.1:1',
-  peer: '127.0.0.1:2',
-  via: 'socket',
-  portIsSource: true,
-  initiator: true,
-  waitedMs: 5,
-  peerMeta: null,
-};
+const MATCH: Match = SAMPLE_MATCH;
 const TIMEOUT = { status: 408, body: { error: 'timeout', message: 'timeout waiting for peer', waitedMs: 0 } };
 
 describe('findPeer against a scripted server', () => {

@@ -1,7 +1,22 @@
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { Match } from '../../src/protocol/index.js';
 import { testCertificate } from './server.js';
+
+/** A well-formed match, as a scripted server answers it. */
+export const SAMPLE_MATCH: Match = {
+  matchId: '00000000-0000-4000-8000-000000000000',
+  code: 'c',
+  secret: 'A'.repeat(43),
+  self: '127.0.0.1:1',
+  peer: '127.0.0.1:2',
+  via: 'socket',
+  portIsSource: true,
+  initiator: true,
+  waitedMs: 5,
+  peerMeta: null,
+};
 
 /** One scripted answer: status, JSON body (or raw text), headers, and how long to hold it. */
 export interface Scripted {
