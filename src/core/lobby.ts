@@ -88,20 +88,21 @@ export class Lobby {
       return ticket;
     }
     this.#tickets.set(waiter.id, ticket);
-    const fail = (error: unknown): void => {
-      // An unreachable backend is reported once by the backend itself, not once per request.
-      if (!(error instanceof BackendUnavailableError)) this.#onError(error);
-      this.#settle(ticket, { kind: 'failed', error });
-    };
     try {
       // With a backend that answers at once, the ticket is paired, queued or refused by the time
-      // join returns.
+      // join returns (and no closure or promise is made for it).
       const pairing = this.#pair(ticket, request);
-      if (pairing instanceof Promise) pairing.catch(fail);
+      if (pairing instanceof Promise) pairing.catch((error: unknown) => this.#fail(ticket, error));
     } catch (error) {
-      fail(error);
+      this.#fail(ticket, error);
     }
     return ticket;
+  }
+
+  #fail(ticket: Ticket, error: unknown): void {
+    // An unreachable backend is reported once by the backend itself, not once per request.
+    if (!(error instanceof BackendUnavailableError)) this.#onError(error);
+    this.#settle(ticket, { kind: 'failed', error });
   }
 
   /**
@@ -179,7 +180,7 @@ export class Lobby {
     if (arrival.settled || arrival.isGone()) {
       // The arrival itself left (or the server is closing): the peer waits on, where it was.
       this.#settle(arrival, { kind: 'gone' });
-      return after(this.#queue.abort(peer, true), () => true);
+      return after(this.#queue.abort(peer, true), yes);
     }
     if (peer.owner !== this.owner) return this.#confirmRemote(peer, arrival);
     const held = this.#tickets.get(peer.id);
@@ -190,7 +191,7 @@ export class Lobby {
         this.#waiting--;
         this.#settle(held, { kind: 'gone' }, true);
       }
-      return after(this.#queue.abort(peer, false), () => false);
+      return after(this.#queue.abort(peer, false), no);
     }
     // Both are here: both are answered, in this same turn, then the claim is committed.
     held.state = 'done';
@@ -200,7 +201,7 @@ export class Lobby {
     const now = performance.now();
     this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt }, true);
     this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
-    return after(this.#queue.confirm(peer), () => true);
+    return after(this.#queue.confirm(peer), yes);
   }
 
   /**
@@ -304,3 +305,6 @@ export class Lobby {
 function after<T, U>(value: Maybe<T>, next: (value: T) => U): Maybe<U> {
   return value instanceof Promise ? value.then(next) : next(value);
 }
+
+const yes = (): boolean => true;
+const no = (): boolean => false;
