@@ -101,7 +101,7 @@ export class Lobby {
 
   #fail(ticket: Ticket, error: unknown): void {
     // An unreachable backend is reported once by the backend itself, not once per request.
-    if (!(error instanceof BackendUnavailableError)) this.#onError(error);
+    this.#report(error);
     this.#settle(ticket, { kind: 'failed', error });
   }
 
@@ -110,16 +110,18 @@ export class Lobby {
    * (503 `backend_unavailable`), once, rather than left hanging on a queue nobody can reach.
    */
   fail(error: unknown): number {
-    const tickets = [...this.#tickets.values()];
-    for (const ticket of tickets) this.#settle(ticket, { kind: 'failed', error });
-    return tickets.length;
+    return this.#settleAll({ kind: 'failed', error });
   }
 
   /** Answers every waiter `shutdown` and refuses new requests from now on. Returns how many. */
   close(): number {
     this.#closing = true;
+    return this.#settleAll({ kind: 'shutdown' });
+  }
+
+  #settleAll(outcome: Outcome): number {
     const tickets = [...this.#tickets.values()];
-    for (const ticket of tickets) this.#settle(ticket, { kind: 'shutdown' });
+    for (const ticket of tickets) this.#settle(ticket, outcome);
     return tickets.length;
   }
 
@@ -187,19 +189,17 @@ export class Lobby {
     if (held === undefined || held.settled || held.isGone()) {
       // Its client left before the close event reached us (or it ended while claimed): never handed out.
       if (held !== undefined) {
-        held.state = 'done';
-        this.#waiting--;
-        this.#settle(held, { kind: 'gone' }, true);
+        held.state = 'claimed';
+        this.#settle(held, { kind: 'gone' });
       }
       return after(this.#queue.abort(peer, false), no);
     }
     // Both are here: both are answered, in this same turn, then the claim is committed.
-    held.state = 'done';
-    this.#waiting--;
+    held.state = 'claimed';
     const matchId = randomUUID();
     const secret = newSecret();
     const now = performance.now();
-    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt }, true);
+    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt });
     this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
     return after(this.#queue.confirm(peer), yes);
   }
@@ -221,7 +221,7 @@ export class Lobby {
     const secret = newSecret();
     const matched = (): Maybe<boolean> => {
       this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: performance.now() - arrival.arrivedAt });
-      return after(this.#queue.confirm(peer), () => true);
+      return after(this.#queue.confirm(peer), yes);
     };
     return peers.offer(peer, { matchId, secret, arrival: arrival.waiter }).then(async (answer) => {
       if (answer === 'matched') return matched();
@@ -252,11 +252,9 @@ export class Lobby {
       await this.#queue.abort(held.waiter, false);
       return 'gone';
     }
-    const wasQueued = held.state === 'queued';
-    held.state = 'done';
-    if (wasQueued) this.#waiting--;
+    if (held.state === 'queued') held.state = 'claimed';
     const { matchId, secret, arrival } = offer;
-    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival, initiator: true, waitedMs: performance.now() - held.arrivedAt }, wasQueued);
+    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival, initiator: true, waitedMs: performance.now() - held.arrivedAt });
     return 'matched';
   }
 
@@ -266,39 +264,38 @@ export class Lobby {
 
   /**
    * The one place a ticket ends: its outcome set (first one wins), its timer cleared, its client no
-   * longer watched, and out of its room. `wasQueued` tells a waiter claimed out of the room already.
+   * longer watched, no longer counted as waiting, and out of its room (unless a claim took it out).
    */
-  #settle(ticket: Ticket, outcome: Outcome, wasQueued = false): void {
+  #settle(ticket: Ticket, outcome: Outcome): void {
     if (!ticket.settleOnce(outcome)) return;
     this.#tickets.delete(ticket.id);
     clearTimeout(ticket.timer);
     ticket.unwatch?.();
     ticket.timer = ticket.unwatch = undefined;
-    const queued = ticket.state === 'queued';
-    if (queued) this.#leave(ticket);
-    this.#observer?.settled(ticket.room, outcome, queued || wasQueued);
-  }
-
-  /** A queued ticket leaves its room (it did not get a partner). */
-  #leave(ticket: Ticket): void {
+    const { state } = ticket;
     ticket.state = 'done';
-    this.#waiting--;
-    this.#cancel(ticket.waiter);
+    const waited = state === 'queued' || state === 'claimed';
+    if (waited) this.#waiting--;
+    if (state === 'queued') this.#cancel(ticket.waiter);
+    this.#observer?.settled(ticket.room, outcome, waited);
   }
 
   #cancel(waiter: Waiter): void {
-    // An unreachable backend was reported once already; the entry left behind is dropped by the
-    // first process that claims it (its owner answers "gone").
-    const report = (error: unknown): void => {
-      if (!(error instanceof BackendUnavailableError)) this.#onError(error);
-    };
     try {
       const cancelled = this.#queue.cancel(waiter);
-      if (cancelled instanceof Promise) cancelled.catch(report);
+      if (cancelled instanceof Promise) cancelled.catch(this.#report);
     } catch (error) {
-      report(error);
+      this.#report(error);
     }
   }
+
+  /**
+   * A queue failure nobody is waiting on. An unreachable backend was reported once already; the entry
+   * left behind is dropped by the first process that claims it (its owner answers "gone").
+   */
+  readonly #report = (error: unknown): void => {
+    if (!(error instanceof BackendUnavailableError)) this.#onError(error);
+  };
 }
 
 /** `then` for a value that may or may not be a promise: synchronous when it is not. */

@@ -7,6 +7,8 @@ export type TicketState =
   | 'joining'
   /** It waits in its room. */
   | 'queued'
+  /** Taken out of its room by an arrival's claim; still counted as waiting until it is settled. */
+  | 'claimed'
   /** Out of the queue: matched, refused, or left. */
   | 'done';
 

@@ -110,19 +110,20 @@ export function buildApp(config: Config, options: AppOptions): App {
     });
   }
 
+  // One hook for everything every request goes through first.
+  // - The overload check refuses new requests (503 overloaded, through the error handler) while the
+  //   event loop lags; requests already waiting keep their place and are answered as usual.
+  // - HTTP/1.1 headers are bounded by Node's parser (MAX_HEADER_BYTES); HTTP/2's advertised limit
+  //   binds only once the client has acknowledged it, so a first flight of requests is checked here.
+  const loop = config.maxEventLoopDelayMs > 0 ? watchEventLoop(config.maxEventLoopDelayMs, options.pressureSampleMs ?? 1000) : undefined;
   app.addHook('onRequest', (request, reply, done) => {
     void reply.headers(security);
-    // HTTP/1.1 headers are bounded by Node's parser (MAX_HEADER_BYTES); HTTP/2's advertised limit
-    // binds only once the client has acknowledged it, so a first flight of requests is checked here.
     const raw = request.raw;
     if (raw.httpVersionMajor === 2 && headerListBytes(raw.rawHeaders) > MAX_HEADER_BYTES) done(new ApiError('headers_too_large'));
+    else if (loop?.overloaded === true) done(new ApiError('overloaded'));
     else done();
   });
-  // Refuses new requests (503 overloaded, through the error handler) while the event loop lags;
-  // requests already waiting keep their place and are answered as usual.
-  if (config.maxEventLoopDelayMs > 0) {
-    const loop = watchEventLoop(config.maxEventLoopDelayMs, options.pressureSampleMs ?? 1000);
-    app.addHook('onRequest', (_request, _reply, done) => done(loop.overloaded ? new ApiError('overloaded') : undefined));
+  if (loop !== undefined) {
     app.addHook('onClose', (_instance, done) => {
       loop.stop();
       done();
@@ -142,7 +143,10 @@ export function buildApp(config: Config, options: AppOptions): App {
   return app;
 }
 
-/** An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: each name and value, plus 32. */
+/**
+ * An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it: each name and value, plus
+ * 32 per field (counted here as 16 for each of the name and the value that `rawHeaders` alternates).
+ */
 function headerListBytes(rawHeaders: readonly string[]): number {
   let bytes = 0;
   for (const field of rawHeaders) bytes += field.length + 16;

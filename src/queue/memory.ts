@@ -30,6 +30,14 @@ class Room {
     this.length++;
   }
 
+  unshift(node: Node): void {
+    node.next = this.head;
+    if (this.head === undefined) this.tail = node;
+    else this.head.prev = node;
+    this.head = node;
+    this.length++;
+  }
+
   unlink(node: Node): void {
     if (node.prev === undefined) this.head = node.next;
     else node.prev.next = node.next;
@@ -99,7 +107,7 @@ export class MemoryQueue implements MatchQueue {
     const { waiter, byCode } = request;
     const code = byCode ? waiter.room : undefined;
     if (code !== undefined && this.#codeUsed(code)) return { kind: 'refused', refusal: 'code_used' };
-    let room = this.#rooms.get(waiter.room);
+    const room = this.#rooms.get(waiter.room);
     for (let node = room?.head; node !== undefined; node = node.next) {
       if (node.waiter.connection === waiter.connection) {
         // A code pairs two clients: its own connection's other request cannot be one of them.
@@ -114,14 +122,7 @@ export class MemoryQueue implements MatchQueue {
     // Limits bound who may wait; a request that finds a partner at once never waits.
     if (!request.mayWait) return { kind: 'refused', refusal: 'full' };
     if (request.maxPerKey > 0 && this.waitingFrom(waiter.limitKey) >= request.maxPerKey) return { kind: 'refused', refusal: 'ip_limit' };
-    if (room === undefined) {
-      room = new Room(waiter.room);
-      this.#rooms.set(waiter.room, room);
-    }
-    const node = new Node(waiter, room);
-    room.push(node);
-    this.#nodes.set(waiter.id, node);
-    this.#waitingByKey.set(waiter.limitKey, this.waitingFrom(waiter.limitKey) + 1);
+    this.#link(waiter, room, false);
     return { kind: 'queued' };
   }
 
@@ -142,22 +143,8 @@ export class MemoryQueue implements MatchQueue {
     this.#claims.delete(peer.id);
     if (claim.committed) return 'matched';
     if (claim.code !== undefined) this.#usedCodes.delete(claim.code);
-    if (stillThere) {
-      // Back where it stood: at the head, as the oldest.
-      let room = this.#rooms.get(peer.room);
-      if (room === undefined) {
-        room = new Room(peer.room);
-        this.#rooms.set(peer.room, room);
-      }
-      const node = new Node(peer, room);
-      node.next = room.head;
-      if (room.head === undefined) room.tail = node;
-      else room.head.prev = node;
-      room.head = node;
-      room.length++;
-      this.#nodes.set(peer.id, node);
-      this.#waitingByKey.set(peer.limitKey, this.waitingFrom(peer.limitKey) + 1);
-    }
+    // Back where it stood: at the head, as the oldest.
+    if (stillThere) this.#link(peer, this.#rooms.get(peer.room), true);
     return 'aborted';
   }
 
@@ -170,6 +157,20 @@ export class MemoryQueue implements MatchQueue {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Puts a waiter in its room (made if needed), last or first, and counts it. The inverse of #unlink. */
+  #link(waiter: Waiter, existing: Room | undefined, first: boolean): void {
+    let room = existing;
+    if (room === undefined) {
+      room = new Room(waiter.room);
+      this.#rooms.set(waiter.room, room);
+    }
+    const node = new Node(waiter, room);
+    if (first) room.unshift(node);
+    else room.push(node);
+    this.#nodes.set(waiter.id, node);
+    this.#waitingByKey.set(waiter.limitKey, this.waitingFrom(waiter.limitKey) + 1);
   }
 
   #unlink(node: Node): void {
