@@ -13,13 +13,14 @@ const EXIT_NO_PEER = 2;
 
 const USAGE = `usage:
   pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]
-  pairup serve
+  pairup serve [--workers N]
   pairup --help | --version
 
 find   asks the pairup server at URL for a peer and prints its address (the whole match as JSON
        with --json). Exit code 0: matched; 2: nobody came within --timeout seconds (default ${DEFAULT_TIMEOUT_MS / 1000});
        1: any other error, with a one-line message on stderr.
-serve  runs the server, configured by the environment and .env (see README.md).
+serve  runs the server, configured by the environment and .env (see README.md); --workers N
+       runs N worker processes on the one port (as WORKERS=N; needs REDIS_URL).
 `;
 
 /** A mistake in the command line or its inputs: one line on stderr, exit 1. */
@@ -122,10 +123,16 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'find':
       return find(rest);
-    case 'serve':
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
+      if (values.workers !== undefined) {
+        if (!/^[0-9]+$/.test(values.workers)) throw new UsageError(`--workers needs a whole number, got ${JSON.stringify(values.workers)}`);
+        process.env.WORKERS = values.workers; // over .env and the environment: the command line is the most specific
+      }
       // The server's own entry point: it reads the environment, listens, and handles signals.
       await import('./main.js');
       return EXIT_MATCHED;
+    }
     case '--version':
     case '-v': {
       const { version } = createRequire(import.meta.url)('../package.json') as { version: string };

@@ -56,6 +56,10 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** Namespaces pairup's Redis keys. */
   readonly redisPrefix: string;
+  /** REDIS_URL is one node of a Redis Cluster. */
+  readonly redisCluster: boolean;
+  /** Processes serving the one port (node:cluster); more than 1 needs REDIS_URL. */
+  readonly workers: number;
   readonly production: boolean;
 }
 
@@ -88,6 +92,8 @@ export const ENV_KEYS = {
   PROXY_PROTOCOL: 'off',
   REDIS_URL: '',
   REDIS_PREFIX: 'pairup:',
+  REDIS_CLUSTER: 'off',
+  WORKERS: '1',
   NODE_ENV: 'development',
 } as const;
 
@@ -126,6 +132,13 @@ export function loadConfig(env: Env): Config {
       'needs TRUST_PROXY set to the load balancers\' addresses (a list of addresses and CIDRs, or true): PROXY headers are taken only from them',
     );
   }
+  const redis = redisUrl(get('REDIS_URL'));
+  const workers = integer('WORKERS', get('WORKERS'), 1, 1024);
+  if (workers > 1 && redis === undefined) {
+    throw new ConfigError('WORKERS', `is ${workers}, which needs REDIS_URL: workers share pools only through Redis`);
+  }
+  const redisCluster = onOff('REDIS_CLUSTER', get('REDIS_CLUSTER'));
+  if (redisCluster && redis === undefined) throw new ConfigError('REDIS_CLUSTER', 'needs REDIS_URL (one node of the cluster)');
   return Object.freeze({
     host,
     port: integer('PORT', get('PORT'), 0, 65_535),
@@ -149,8 +162,10 @@ export function loadConfig(env: Env): Config {
     logLevel: logLevel(get('LOG_LEVEL')),
     trustProxy: trust,
     proxyProtocol,
-    redisUrl: redisUrl(get('REDIS_URL')),
+    redisUrl: redis,
     redisPrefix: redisPrefix(get('REDIS_PREFIX')),
+    redisCluster,
+    workers,
     production: get('NODE_ENV') === 'production',
   });
 }

@@ -1,22 +1,25 @@
 /**
  * The process: the only module that reads the environment, certificates and signals, and listens.
  */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import dotenv from 'dotenv';
 import pino from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Lobby } from './core/lobby.js';
 import { buildApp, type TlsMaterial } from './http/app.js';
 import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './net/certificates.js';
 import { ensureDevCertificate } from './net/dev-certificate.js';
 import { startStunResponder, type StunResponder } from './net/stun.js';
-import { buildAdmin } from './ops/admin.js';
+import { buildAdmin, processSource } from './ops/admin.js';
 import { Metrics } from './ops/metrics.js';
 import { openBackend, type Backend } from './queue/backends.js';
 import { BackendUnavailableError } from './queue/seam.js';
+import { runPrimary, serveWorker } from './primary.js';
 
 const DEV_CERTS_DIR = 'certs';
 /** The default HOST: every IPv6 address and, through IPv4-mapped addresses, every IPv4 one. */
@@ -54,18 +57,26 @@ async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?
 async function main(): Promise<void> {
   dotenv.config({ quiet: true });
   const config = loadConfig(process.env);
+  // WORKERS>1: this process only starts and watches the workers, each of which runs the rest.
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
+  const worker = cluster.isWorker;
   const { tls, devCertFile } = await loadTls(config);
   // Buffered: under load, log lines go out 4 KiB at a time instead of one write(2) per pairing
   // (a line per pairing cost a quarter of the pairings per second), and at most 200 ms late when
   // quiet. pino flushes what is left when the process exits.
   const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
   const metrics = config.adminPort === 0 ? undefined : new Metrics(config.metricsMaxPools);
+  // A worker's metrics are read by the primary, which serves the admin listener for all of them.
+  if (worker && metrics !== undefined) {
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    new AggregatorRegistry(); // answers the primary's requests from now on
+  }
   // Composition: the queue backend, the lobby over it, the app around the lobby.
   const owner = randomBytes(6).toString('base64url');
   let backend: Backend;
   try {
     // The backend logs only once requests flow, by which time the app (and its logger) exists.
-    backend = await openBackend({ url: config.redisUrl, prefix: config.redisPrefix }, owner, () => app.log, (error) =>
+    backend = await openBackend({ url: config.redisUrl, prefix: config.redisPrefix, cluster: config.redisCluster }, owner, () => app.log, (error) =>
       lobby.fail(new BackendUnavailableError({ cause: error })),
     );
   } catch (error) {
@@ -83,16 +94,17 @@ async function main(): Promise<void> {
   const app = buildApp(config, { lobby, tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
   await backend.start((id, offer) => lobby.offered(id, offer));
   let ready = false;
+  const state = { ready: () => ready && backend.healthy, waiting: () => lobby.waiting };
   const admin =
-    metrics === undefined
+    metrics === undefined || worker
       ? undefined
-      : buildAdmin(metrics, { ready: () => ready && backend.healthy, waiting: () => lobby.waiting }, app.log);
+      : buildAdmin(processSource(metrics.registry, state), app.log);
 
   let stun: StunResponder | undefined;
   // One ordered shutdown for everything that must close. close-with-grace sets the grace timer
   // first (so that nothing in the closing can keep the process past it), exits 1 on a second signal
   // or when the grace expires, and closes the same way after an uncaught error (then exit 1).
-  closeWithGrace(
+  const { close } = closeWithGrace(
     {
       delay: config.shutdownGraceMs,
       logger: false,
@@ -115,6 +127,7 @@ async function main(): Promise<void> {
       app.log.info('closed');
     },
   );
+  if (worker) serveWorker(() => ({ ready: state.ready(), waiting: state.waiting() }), close);
   const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config;
   let certificateExpiry = expiryOf(tls.cert);
   const certificates =
@@ -154,12 +167,12 @@ async function main(): Promise<void> {
     }
     app.log.info({ port: stun.port }, `STUN responder listening on UDP port ${stun.port}`);
   }
-  if (admin !== undefined && metrics !== undefined) {
-    const answered = stun;
-    metrics.setSources({
-      certificateExpiry: () => certificateExpiry,
-      ...(answered === undefined ? {} : { stunAnswered: () => answered.answered, stunLimited: () => answered.limited }),
-    });
+  const answered = stun;
+  metrics?.setSources({
+    certificateExpiry: () => certificateExpiry,
+    ...(answered === undefined ? {} : { stunAnswered: () => answered.answered, stunLimited: () => answered.limited }),
+  });
+  if (admin !== undefined) {
     try {
       await admin.listen({ host: config.adminHost, port: config.adminPort });
     } catch (error) {

@@ -29,6 +29,8 @@ describe('loadConfig', () => {
       proxyProtocol: false,
       redisUrl: undefined,
       redisPrefix: 'pairup:',
+      redisCluster: false,
+      workers: 1,
       production: false,
     });
   });
@@ -64,6 +66,8 @@ describe('loadConfig', () => {
         PROXY_PROTOCOL: 'on',
         REDIS_URL: 'rediss://:secret@redis.internal:6380/2',
         REDIS_PREFIX: 'pairup-eu:',
+        REDIS_CLUSTER: 'on',
+        WORKERS: '4',
         NODE_ENV: 'production',
       }),
     ).toEqual({
@@ -91,6 +95,8 @@ describe('loadConfig', () => {
       proxyProtocol: true,
       redisUrl: 'rediss://:secret@redis.internal:6380/2',
       redisPrefix: 'pairup-eu:',
+      redisCluster: true,
+      workers: 4,
       production: true,
     });
   });
@@ -118,6 +124,10 @@ describe('loadConfig', () => {
     ['MAX_WAITING', '0', 'MAX_WAITING must be a whole number from 1 to 10000000, got "0"'],
     ['REDIS_URL', 'http://:pw@redis:6379', 'REDIS_URL must be a redis:// or rediss:// URL, got "http://:…@redis:6379"'],
     ['REDIS_PREFIX', 'a b', 'REDIS_PREFIX must be 1 to 64 of A-Z a-z 0-9 . _ : -, got "a b"'],
+    ['REDIS_CLUSTER', 'on', 'REDIS_CLUSTER needs REDIS_URL (one node of the cluster)'],
+    ['REDIS_CLUSTER', 'yes', 'REDIS_CLUSTER must be on or off, got "yes"'],
+    ['WORKERS', '2', 'WORKERS is 2, which needs REDIS_URL: workers share pools only through Redis'],
+    ['WORKERS', '0', 'WORKERS must be a whole number from 1 to 1024, got "0"'],
     ['MAX_WAITING_PER_IP', 'many', 'MAX_WAITING_PER_IP must be a whole number from 0 to 10000000, got "many"'],
     ['CODE_TTL_MS', '0', 'CODE_TTL_MS must be a whole number from 1 to 86400000, got "0"'],
     ['STUN_PORT', 'udp', 'STUN_PORT must be a whole number from 0 to 65535, got "udp"'],

@@ -10,34 +10,37 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
-import { startRedis, type RedisServer } from './helpers/redis.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis.js';
 import { ask, testCertificate, TestClient } from './helpers/server.js';
 
 let redis: RedisServer;
+let redisCluster: RedisCluster;
 let dir: string;
 let cert: string;
 const processes: ServerProcess[] = [];
 let prefixes = 0;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  [redis, redisCluster] = await Promise.all([startRedis(), startRedisCluster()]);
   dir = await mkdtemp(join(tmpdir(), 'pairup-redis-'));
   const pem = await testCertificate();
   cert = pem.cert;
   await writeFile(join(dir, 'cert.pem'), pem.cert);
   await writeFile(join(dir, 'key.pem'), pem.key);
-});
+}, 30_000);
 afterAll(async () => {
   for (const proc of processes) if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
-  await redis.stop();
+  await Promise.all([redis.stop(), redisCluster.stop()]);
   await rm(dir, { recursive: true, force: true });
 });
 
-/** `n` pairup processes on one Redis and prefix; their origins. */
-async function cluster(n: number, prefix: string): Promise<{ procs: ServerProcess[]; origins: string[] }> {
+/** `n` pairup processes on one Redis (or the Redis Cluster) and prefix; their origins. */
+async function cluster(n: number, prefix: string, on: 'redis' | 'cluster' = 'redis'): Promise<{ procs: ServerProcess[]; origins: string[] }> {
+  const shared: Record<string, string> = on === 'redis' ? { REDIS_URL: redis.url } : { REDIS_URL: redisCluster.url, REDIS_CLUSTER: 'on' };
   const procs = Array.from({ length: n }, () =>
     spawnServer(
-      { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0', REDIS_URL: redis.url, REDIS_PREFIX: prefix },
+      // Every client comes from 127.0.0.1: its waiters are all counted under one address.
+      { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '500', REDIS_PREFIX: prefix, ...shared },
       dir,
     ),
   );
@@ -55,10 +58,23 @@ interface Seen {
   status?: number;
 }
 
-describe('several processes on one Redis', () => {
-  it('pairs clients across processes through a flood with aborts: symmetric, no ghost, nothing left waiting', async () => {
+/** Every key under the prefix, on the one Redis or on every node of the cluster. */
+async function keysUnder(prefix: string, on: 'redis' | 'cluster'): Promise<string[]> {
+  const urls = on === 'redis' ? [redis.url] : redisCluster.nodes.map((n) => n.url);
+  const found: string[] = [];
+  for (const url of urls) {
+    const node = createClient({ url });
+    await node.connect();
+    for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) found.push(...keys);
+    await node.close();
+  }
+  return found;
+}
+
+describe('several processes on one Redis, and on a Redis Cluster', () => {
+  it.each(['redis', 'cluster'] as const)('pairs clients across processes through a flood with aborts: symmetric, no ghost, nothing left waiting (%s)', async (on) => {
     const prefix = `flood${++prefixes}:`;
-    const { procs, origins } = await cluster(3, prefix);
+    const { procs, origins } = await cluster(3, prefix, on);
     const seen: Seen[] = [];
     const clients: TestClient[] = [];
     const runs: Promise<void>[] = [];
@@ -124,15 +140,8 @@ describe('several processes on one Redis', () => {
       expect(JSON.parse((await ask(health.client, origin, '/healthz')).text)).toEqual({ status: 'ok', waiting: 0 });
       await health.close();
     }
-    const probe = createClient({ url: redis.url });
-    await probe.connect();
-    try {
-      expect(await probe.lLen(`${prefix}{pool:flood}:q`)).toBe(0);
-      expect(await probe.hLen(`${prefix}{pool:flood}:claims`)).toBe(0);
-      expect(await probe.hLen(`${prefix}limits`)).toBe(0);
-    } finally {
-      await probe.quit();
-    }
+    // Nothing left in Redis either: no waiter, no claim, no limit entry.
+    expect(await keysUnder(prefix, on)).toEqual([]);
     for (const proc of procs) expect(proc.stdout.filter((line) => /"level":(40|50|60)/.test(line))).toEqual([]);
     for (const proc of procs) proc.child.kill('SIGTERM');
     for (const proc of procs) expect(await proc.exit).toEqual({ code: 0, signal: null });

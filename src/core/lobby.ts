@@ -75,7 +75,8 @@ export class Lobby {
     const waiter: Waiter = {
       id: `${this.owner}.${++this.#joined}`,
       room: roomKey(request.room),
-      connection: request.connection,
+      // Connection ids are this process's own: shared with other processes, they are told apart by owner.
+      connection: this.#peers === undefined ? request.connection : `${this.owner}/${request.connection}`,
       limitKey: request.limitKey,
       owner: this.owner,
       address: request.address,
@@ -134,6 +135,7 @@ export class Lobby {
         mayWait: this.#waiting < this.#limits.maxWaiting,
         maxPerKey: this.#limits.maxWaitingPerIp,
         codeTtlMs: this.#limits.codeTtlMs,
+        waitMs: request.timeoutMs,
       });
       const done = step instanceof Promise ? step.then((s) => this.#take(ticket, request, s)) : this.#take(ticket, request, step);
       if (done instanceof Promise) return done.then((d) => (d ? undefined : this.#pair(ticket, request)));

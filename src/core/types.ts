@@ -44,7 +44,7 @@ export interface JoinRequest {
 }
 
 /** What a client learns of its partner. Plain data: the partner may be held by another process. */
-export type Partner = Pick<Waiter, 'address' | 'via' | 'meta'>;
+export type Partner = Pick<Waiter, 'address' | 'via' | 'meta' | 'owner'>;
 
 export type Refusal = QueueRefusal | 'closing';
 

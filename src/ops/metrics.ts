@@ -141,6 +141,8 @@ export class Metrics implements LobbyObserver {
       name: 'pairup_certificate_expiry_timestamp_seconds',
       help: 'When the TLS certificate being served expires (its notAfter), in seconds since the epoch.',
       registers,
+      // With WORKERS, every worker serves the same certificate: the soonest, not the sum.
+      aggregator: 'min',
       collect() {
         const expiry = sources().certificateExpiry?.();
         if (expiry !== undefined) this.set(expiry);

@@ -1,13 +1,19 @@
 /**
- * How processes sharing a Redis reach each other: one pub/sub channel per process. A process that
- * claimed another's waiter publishes an offer on the owner's channel and waits for its answer on its
- * own. Pub/sub is at most once: an answer that does not come in time is `unanswered`, and the claim
- * record in Redis decides (see Lobby#confirmRemote).
+ * How processes sharing a Redis reach each other: one sharded pub/sub channel per process (SPUBLISH,
+ * Redis 7: in a Redis Cluster a channel lives on one shard, and the count of receivers a publish
+ * returns is exact there too). A process that claimed another's waiter publishes an offer on the
+ * owner's channel and waits for its answer on its own. Pub/sub is at most once: an answer that does
+ * not come in time is `unanswered`, and the claim record in Redis decides (see Lobby#confirmRemote).
+ * No receiver at all means the owner is gone: its waiter can never be answered.
  */
-import type { createClient } from 'redis';
 import type { MatchOffer, PeerLink, Waiter } from './seam.js';
 
-type Client = ReturnType<typeof createClient>;
+/** What the link needs of a node-redis client or cluster. */
+export interface ShardedPubSub {
+  sPublish(channel: string, message: string): Promise<number>;
+  sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  sUnsubscribe(channel: string): Promise<unknown>;
+}
 
 /** How long a claimer waits for the owner's answer. */
 export const OFFER_TIMEOUT_MS = 2000;
@@ -18,14 +24,14 @@ type Message =
   | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'gone' };
 
 export class RedisPeerLink implements PeerLink {
-  readonly #publisher: Client;
-  readonly #subscriber: Client;
+  readonly #publisher: ShardedPubSub;
+  readonly #subscriber: ShardedPubSub;
   readonly #prefix: string;
   readonly #owner: string;
   readonly #pending = new Map<number, (answer: Answer) => void>();
   #requests = 0;
 
-  constructor(publisher: Client, subscriber: Client, options: { readonly prefix: string; readonly owner: string }) {
+  constructor(publisher: ShardedPubSub, subscriber: ShardedPubSub, options: { readonly prefix: string; readonly owner: string }) {
     this.#publisher = publisher;
     this.#subscriber = subscriber;
     this.#prefix = options.prefix;
@@ -38,7 +44,7 @@ export class RedisPeerLink implements PeerLink {
 
   /** Listens on this process's channel; `onOffer` answers offers for its waiters. */
   async start(onOffer: (id: string, offer: MatchOffer) => Promise<'matched' | 'gone'>, onError: (error: unknown) => void): Promise<void> {
-    await this.#subscriber.subscribe(this.#channel(this.#owner), (text) => {
+    await this.#subscriber.sSubscribe(this.#channel(this.#owner), (text) => {
       let message: Message;
       try {
         message = JSON.parse(text) as Message;
@@ -51,7 +57,7 @@ export class RedisPeerLink implements PeerLink {
         return;
       }
       onOffer(message.id, message.offer).then(
-        (answer) => this.#publisher.publish(this.#channel(message.from), JSON.stringify({ t: 'answer', r: message.r, answer })),
+        (answer) => this.#publisher.sPublish(this.#channel(message.from), JSON.stringify({ t: 'answer', r: message.r, answer })),
         onError,
       ).catch(onError);
     });
@@ -68,7 +74,7 @@ export class RedisPeerLink implements PeerLink {
       const timer = setTimeout(() => done('unanswered'), OFFER_TIMEOUT_MS);
       this.#pending.set(r, done);
       const message: Message = { t: 'offer', r, from: this.#owner, id: peer.id, offer };
-      this.#publisher.publish(this.#channel(peer.owner), JSON.stringify(message)).then(
+      this.#publisher.sPublish(this.#channel(peer.owner), JSON.stringify(message)).then(
         // Nobody listening on that channel: its process is gone, and nobody can ever answer that waiter.
         (receivers) => {
           if (receivers === 0) done('gone');
@@ -80,6 +86,6 @@ export class RedisPeerLink implements PeerLink {
 
   async close(): Promise<void> {
     for (const done of [...this.#pending.values()]) done('unanswered');
-    await this.#subscriber.unsubscribe(this.#channel(this.#owner)).catch(() => undefined);
+    await this.#subscriber.sUnsubscribe(this.#channel(this.#owner)).catch(() => undefined);
   }
 }

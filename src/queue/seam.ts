@@ -46,6 +46,11 @@ export interface JoinRequest {
   /** Most waiters of one limit key; 0: no limit. */
   readonly maxPerKey: number;
   readonly codeTtlMs: number;
+  /**
+   * How long the caller may wait (its timeout). A shared backend forgets a waiter whose process
+   * never took it out (it died) a little after this.
+   */
+  readonly waitMs: number;
 }
 
 export type JoinStep =

@@ -1,6 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createConnection } from 'node:net';
-import { freePort } from './process.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, runCommand } from './process.js';
 
 export interface RedisServer {
   readonly port: number;
@@ -11,12 +14,12 @@ export interface RedisServer {
 }
 
 /** A redis-server of the test's own on a free loopback port, keeping nothing on disk. */
-export async function startRedis(onPort?: number): Promise<RedisServer> {
+export async function startRedis(onPort?: number, extra: readonly string[] = []): Promise<RedisServer> {
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
     throw new Error('redis-server is not installed: apt-get install redis-server');
   }
   const port = onPort ?? (await freePort());
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
     stdio: 'ignore',
   });
   const deadline = Date.now() + 5000;
@@ -48,5 +51,65 @@ function answers(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.on('error', () => resolve(false));
+  });
+}
+
+export interface RedisCluster {
+  /** One node's URL: the others are found from it. */
+  readonly url: string;
+  readonly nodes: readonly RedisServer[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of three masters (no replicas) on free loopback ports, made with
+ * `redis-cli --cluster create`; each node's cluster bus is its port + 10000.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'pairup-cluster-'));
+  const nodes: RedisServer[] = [];
+  try {
+    for (let i = 0; i < 3; i++) nodes.push(await startRedis(await clusterPort(nodes), ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`), '--dir', dir]));
+    const created = await runCommand('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    if (created.code !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    const deadline = Date.now() + 10_000;
+    for (const node of nodes) {
+      for (;;) {
+        const info = await runCommand('redis-cli', ['-p', String(node.port), 'cluster', 'info']);
+        if (info.stdout.includes('cluster_state:ok')) break;
+        if (Date.now() > deadline) throw new Error(`Redis Cluster node ${node.port} did not become ready: ${info.stdout}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } catch (error) {
+    await Promise.all(nodes.map((n) => n.stop()));
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const [first] = nodes as [RedisServer];
+  return {
+    url: first.url,
+    nodes,
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A free port whose cluster bus port (+10000) is free too, and not one of the nodes' already. */
+async function clusterPort(taken: readonly RedisServer[]): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    if (taken.some((n) => Math.abs(n.port - port) < 2 || Math.abs(n.port + 10_000 - port) < 2)) continue;
+    if ((await isFree(port)) && (await isFree(port + 10_000))) return port;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
   });
 }

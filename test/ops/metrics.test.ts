@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAdmin } from '../../src/ops/admin.js';
+import { buildAdmin, processSource } from '../../src/ops/admin.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { startStunResponder } from '../../src/net/stun.js';
 import { ask, eventually, startServer, TestClient, type TestServer } from '../helpers/server.js';
@@ -147,7 +147,7 @@ describe('admin listener', () => {
     // Past its two a second: not answered, counted.
     for (let i = 0; i < 3; i++) stunSocket.send(bindingRequest(randomBytes(12)), stun.port, '127.0.0.1');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const admin = buildAdmin(metrics, { ready: () => ready, waiting: () => 4 }, log);
+    const admin = buildAdmin(processSource(metrics.registry, { ready: () => ready, waiting: () => 4 }), log);
     await admin.listen({ host: '127.0.0.1', port: 0 });
     const address = admin.server.address();
     url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;

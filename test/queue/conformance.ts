@@ -19,7 +19,7 @@ export function waiter(room: string, connection: string, limitKey = 'k'): Waiter
 }
 
 function request(w: Waiter, overrides: Partial<JoinRequest> = {}): JoinRequest {
-  return { waiter: w, byCode: w.room.startsWith('code:'), mayWait: true, maxPerKey: 0, codeTtlMs: 60_000, ...overrides };
+  return { waiter: w, byCode: w.room.startsWith('code:'), mayWait: true, maxPerKey: 0, codeTtlMs: 60_000, waitMs: 60_000, ...overrides };
 }
 
 const claimed = (peer: Waiter): JoinStep => ({ kind: 'claimed', peer });
