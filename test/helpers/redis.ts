@@ -66,6 +66,7 @@ export interface RedisCluster {
  * `redis-cli --cluster create`; each node's cluster bus is its port + 10000.
  */
 export async function startRedisCluster(): Promise<RedisCluster> {
+  if (spawnSync('sh', ['-c', 'command -v redis-cli']).status !== 0) throw new Error('redis-cli is not installed: apt-get install redis-tools');
   const dir = mkdtempSync(join(tmpdir(), 'pairup-cluster-'));
   const nodes: RedisServer[] = [];
   try {
