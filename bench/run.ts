@@ -9,6 +9,7 @@
  *   npm run bench -- --duration 4 --rounds 5 --waiters 20000  # the recorded run (bench/README.md)
  *   npm run bench -- --only storm,h2                # some workloads
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
+ *   npm run bench -- --redis                        # pairing through Redis (bench/redis.ts)
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { generateDevCertificate } from '../src/net/dev-certificate.js';
 import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
 import { cpuTimeMs, pinSelf, placement } from './tools.js';
+import { redisBench } from './redis.js';
 import { h2load, wrk } from './workloads/native.js';
 import { rendezvous } from './workloads/rendezvous.js';
 import { storm } from './workloads/storm.js';
@@ -36,6 +38,7 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'storm,h2,churn,pipelined,verified,rendezvous' },
     url: { type: 'string' },
     cacert: { type: 'string' },
+    redis: { type: 'boolean', default: false },
   },
 });
 
@@ -224,7 +227,13 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   let failed = false;
   try {
-    for (const workload of workloads.filter((w) => selected.has(w.name))) {
+    if (args.redis) {
+      const redis = await redisBench({ durationS, rounds, connections, tls, dir, where });
+      lines.push(...redis.lines);
+      rows.push(...redis.rows);
+      failed ||= redis.failed;
+    }
+    for (const workload of workloads.filter((w) => !args.redis && selected.has(w.name))) {
       const kinds: ServerKind[] = args.url === undefined ? [...(workload.kinds ?? ALL_KINDS)] : ['pairup'];
       // Rounds alternate the order of the servers, so that drift in the machine's speed hits all.
       const runs: Partial<Record<ServerKind, Measured[]>> = {};

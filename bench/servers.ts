@@ -41,7 +41,6 @@ export async function startServer(
     // The admin listener stays on (its counting is part of the default configuration), on a free
     // port rather than 9464, which a server already running on this machine may hold.
     ...(kind === 'pairup' ? { ADMIN_PORT: String(await freePort()) } : {}),
-    ...extraEnv,
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',
     PORT: '0',
@@ -50,6 +49,7 @@ export async function startServer(
     // Every benchmark client comes from 127.0.0.1: the per-IP cap (64 by default) would refuse them.
     MAX_WAITING_PER_IP: '0',
     NODE_ENV: 'production',
+    ...extraEnv,
   };
   const args = [
     ...nodeArgs,

@@ -230,3 +230,96 @@ describe('several processes on one Redis, and on a Redis Cluster', () => {
     }
   });
 });
+
+describe('Redis killed and restarted in the middle of a flood', () => {
+  it('answers every request once (matched, 503 or 408), never doubles a match, and pairs again once Redis is back', async () => {
+    const own = await startRedis();
+    const env = { HOST: '127.0.0.1', PORT: '0', STUN_PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', REDIS_URL: own.url, MAX_WAITING_PER_IP: '500' };
+    const procs = [spawnServer(env, dir), spawnServer(env, dir)];
+    processes.push(...procs);
+    const origins = (await Promise.all(procs.map((p) => p.port))).map((port) => `https://127.0.0.1:${port}`);
+    let restarted: RedisServer | undefined;
+    type Phase = 'before' | 'down' | 'back';
+    let phase = 'before' as Phase;
+    let running = true;
+    interface Answered {
+      readonly client: number;
+      readonly phase: Phase;
+      readonly status: number;
+      readonly error?: string;
+      readonly match?: { matchId: string; self: string; peer: string };
+      readonly ms: number;
+    }
+    const answered: Answered[] = [];
+    // 40 clients, each on its own connection to one of the two processes, asking again and again.
+    const clients = Array.from({ length: 40 }, (_, i) => ({ client: new TestClient(origins[i % 2] as string, cert), origin: origins[i % 2] as string }));
+    const loops = clients.map(async ({ client, origin }, i) => {
+      await new Promise((resolve) => setTimeout(resolve, i * 5));
+      while (running) {
+        const asked = phase;
+        const started = Date.now();
+        const answer = await ask(client.client, origin, '/?pool=storm&timeout=2', { headers: { accept: 'application/json' } });
+        const body = JSON.parse(answer.text) as { error?: string; matchId?: string; self?: string; peer?: string };
+        answered.push({
+          client: i,
+          phase: asked,
+          status: answer.status,
+          ms: Date.now() - started,
+          ...(body.error === undefined ? {} : { error: body.error }),
+          ...(answer.status === 200 ? { match: body as Answered['match'] } : {}),
+        });
+        if (answer.status === 503) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      own.child.kill('SIGKILL');
+      await own.stop();
+      phase = 'down';
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      restarted = await startRedis(own.port);
+      await Promise.all(procs.map((p) => p.line(/^Redis reachable again$/)));
+      phase = 'back';
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      await Promise.all(clients.map(({ client }) => client.close()));
+    }
+    // Every answer is a match, 503 backend_unavailable or 408 timeout, within its timeout and a margin.
+    expect(answered.filter((a) => !(a.status === 200 || (a.status === 503 && a.error === 'backend_unavailable') || (a.status === 408 && a.error === 'timeout')))).toEqual([]);
+    expect(answered.filter((a) => a.ms > 4000)).toEqual([]);
+    // Matches are mutual and never doubled: each matchId names two clients who name each other. The
+    // one exception is a match in flight as Redis went: its waiter was answered, but the arrival's
+    // process could no longer learn so (the confirmation and its record went with Redis), and
+    // answered its client 503. That client is then the waiter's partner, answered 503 while down.
+    const byMatch = new Map<string, Answered[]>();
+    for (const a of answered) if (a.match !== undefined) byMatch.set(a.match.matchId, [...(byMatch.get(a.match.matchId) ?? []), a]);
+    const addressOf = (client: number) => `127.0.0.1:${clients[client]?.client.localPort}`;
+    let inFlight = 0;
+    for (const sides of byMatch.values()) {
+      const [one, two] = sides as [Answered, Answered | undefined];
+      expect(sides.length).toBeLessThanOrEqual(2);
+      if (two === undefined) {
+        inFlight++;
+        const partner = clients.findIndex((_, i) => addressOf(i) === one.match?.peer);
+        expect(answered.some((a) => a.client === partner && a.status === 503 && a.phase !== 'back')).toBe(true);
+      } else {
+        expect([one.match?.peer, two.match?.peer]).toEqual([two.match?.self, one.match?.self]);
+      }
+    }
+    expect(inFlight).toBeLessThanOrEqual(2);
+    const count = (p: Phase, status: number) => answered.filter((a) => a.phase === p && a.status === status).length;
+    expect(count('before', 200)).toBeGreaterThan(20);
+    expect(count('down', 503)).toBeGreaterThan(0);
+    expect(count('back', 200)).toBeGreaterThan(20);
+    for (const proc of procs) {
+      const loud = proc.stdout.filter((line) => /"level":(40|50|60)/.test(line)).map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(loud).toEqual(['Redis unreachable: new requests are answered 503 backend_unavailable until it is back']);
+      expect(proc.stdout.filter((line) => line.includes('Redis reachable again')).length).toBe(1);
+      proc.child.kill('SIGTERM');
+      expect(await proc.exit).toEqual({ code: 0, signal: null });
+    }
+    await restarted.stop();
+  });
+});

@@ -2,7 +2,7 @@
  * Opens the queue backend the configuration asks for: in memory (the default), or Redis shared by
  * every process that uses the same REDIS_URL and REDIS_PREFIX.
  */
-import type { MatchOffer, MatchQueue, PeerLink } from './seam.js';
+import { BackendUnavailableError, type MatchOffer, type MatchQueue, type PeerLink } from './seam.js';
 import { MemoryQueue } from './memory.js';
 import type { RedisCommands } from './redis.js';
 import type { ShardedPubSub } from './redis-link.js';
@@ -122,7 +122,11 @@ export async function openBackend(
     get healthy() {
       return up;
     },
-    start: (offered) => peers.start(offered, (error) => log().error({ err: error }, 'offer from another process failed')),
+    start: (offered) =>
+      peers.start(offered, (error) => {
+        // Redis going away is said once, above; an offer it cut short is not a second error.
+        if (!(error instanceof BackendUnavailableError) && up) log().error({ err: error }, 'offer from another process failed');
+      }),
     async close() {
       clearInterval(probe);
       await queue.close();
