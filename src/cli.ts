@@ -4,8 +4,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client/index.js';
+import { connectPeer, DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions, type PeerChannel } from './client/index.js';
 
 const EXIT_MATCHED = 0;
 const EXIT_ERROR = 1;
@@ -13,12 +14,17 @@ const EXIT_NO_PEER = 2;
 
 const USAGE = `usage:
   pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]
+  pairup signal URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S]
   pairup serve [--workers N]
   pairup --help | --version
 
 find   asks the pairup server at URL for a peer and prints its address (the whole match as JSON
        with --json). Exit code 0: matched; 2: nobody came within --timeout seconds (default ${DEFAULT_TIMEOUT_MS / 1000});
        1: any other error, with a one-line message on stderr.
+signal waits for a peer over the server's WebSocket, prints the match as a JSON line, then relays:
+       each line read on stdin is sent to the peer (as JSON if it is JSON, else as a string), each
+       signal from the peer is printed as a JSON line. Ends when the peer leaves ({"type":"peer_left"},
+       exit 0) or stdin ends (the peer is told). Exit codes as for find.
 serve  runs the server, configured by the environment and .env (see README.md); --workers N
        runs N worker processes on the one port (as WORKERS=N; needs REDIS_URL).
 `;
@@ -26,7 +32,8 @@ serve  runs the server, configured by the environment and .env (see README.md); 
 /** A mistake in the command line or its inputs: one line on stderr, exit 1. */
 class UsageError extends Error {}
 
-async function find(args: string[]): Promise<number> {
+/** The options find and signal share: URL, pool or code, meta, CA, timeout. */
+async function peerOptions(command: string, args: string[], extra: { json?: { type: 'boolean'; default: boolean } } = {}) {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -36,12 +43,12 @@ async function find(args: string[]): Promise<number> {
       meta: { type: 'string' },
       cacert: { type: 'string' },
       timeout: { type: 'string' },
-      json: { type: 'boolean', default: false },
+      ...extra,
     },
   });
-  const [url, ...extra] = positionals;
-  if (url === undefined) throw new UsageError('find needs the server URL, e.g. pairup find https://localhost:3030');
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const [url, ...rest] = positionals;
+  if (url === undefined) throw new UsageError(`${command} needs the server URL, e.g. pairup ${command} https://localhost:3030`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
   if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new UsageError(`not an https:// URL: ${JSON.stringify(url)}`);
   if (values.pool !== undefined && values.code !== undefined) throw new UsageError('give either --pool or --code, not both');
   const timeoutS = values.timeout === undefined ? DEFAULT_TIMEOUT_MS / 1000 : seconds(values.timeout);
@@ -53,13 +60,55 @@ async function find(args: string[]): Promise<number> {
     ...(values.meta === undefined ? {} : { meta: parseMeta(values.meta) }),
     ...(values.cacert === undefined ? {} : { ca: await readCa(values.cacert) }),
   };
+  return { options, timeoutS, json: values.json === true };
+}
 
+async function signal(args: string[]): Promise<number> {
+  const { options, timeoutS } = await peerOptions('signal', args);
+  const stopProgress = showProgress();
+  let peer: PeerChannel;
+  try {
+    peer = await connectPeer(options);
+  } catch (error) {
+    stopProgress();
+    if (error instanceof NoPeerError) {
+      process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
+      return EXIT_NO_PEER;
+    }
+    throw error;
+  }
+  stopProgress();
+  process.stdout.write(`${JSON.stringify({ type: 'matched', ...peer.match })}\n`);
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    let data: unknown = line;
+    try {
+      data = JSON.parse(line);
+    } catch {
+      // not JSON: sent as the string it is
+    }
+    peer.send(data);
+  });
+  lines.once('close', () => peer.close());
+  const printing = (async () => {
+    for await (const data of peer) process.stdout.write(`${JSON.stringify({ type: 'signal', data })}\n`);
+  })();
+  const end = await peer.ended;
+  await printing;
+  lines.close();
+  process.stdin.destroy();
+  if (end.reason === 'peer_left') process.stdout.write(`${JSON.stringify({ type: 'peer_left' })}\n`);
+  return EXIT_MATCHED;
+}
+
+async function find(args: string[]): Promise<number> {
+  const { options, timeoutS, json } = await peerOptions('find', args, { json: { type: 'boolean', default: false } });
   const stopProgress = showProgress();
   try {
     const match = await findPeer(options);
     stopProgress();
     // JSON.stringify escapes control characters; the address was checked against the protocol's pattern.
-    process.stdout.write(values.json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
+    process.stdout.write(json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
     return EXIT_MATCHED;
   } catch (error) {
     stopProgress();
@@ -123,6 +172,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'find':
       return find(rest);
+    case 'signal':
+      return signal(rest);
     case 'serve': {
       const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
       if (values.workers !== undefined) {

@@ -60,6 +60,14 @@ export interface Config {
   readonly redisCluster: boolean;
   /** Processes serving the one port (node:cluster); more than 1 needs REDIS_URL. */
   readonly workers: number;
+  /** How long a WebSocket relay stays open after its match. */
+  readonly relayTtlMs: number;
+  /** Largest WebSocket message a client may send. */
+  readonly wsMaxMessageBytes: number;
+  /** Most WebSocket messages a socket may send in one second. */
+  readonly wsMaxMessagesPerS: number;
+  /** Most bytes waiting to go out to one WebSocket client that does not read; past it, it is closed. */
+  readonly wsMaxBufferedBytes: number;
   readonly production: boolean;
 }
 
@@ -94,6 +102,10 @@ export const ENV_KEYS = {
   REDIS_PREFIX: 'pairup:',
   REDIS_CLUSTER: 'off',
   WORKERS: '1',
+  RELAY_TTL_MS: '600000',
+  WS_MAX_MESSAGE_BYTES: '16384',
+  WS_MAX_MESSAGES_PER_S: '50',
+  WS_MAX_BUFFERED_BYTES: '1048576',
   NODE_ENV: 'development',
 } as const;
 
@@ -166,6 +178,10 @@ export function loadConfig(env: Env): Config {
     redisPrefix: redisPrefix(get('REDIS_PREFIX')),
     redisCluster,
     workers,
+    relayTtlMs: integer('RELAY_TTL_MS', get('RELAY_TTL_MS'), 1, DAY_MS),
+    wsMaxMessageBytes: integer('WS_MAX_MESSAGE_BYTES', get('WS_MAX_MESSAGE_BYTES'), 64, 16_777_216),
+    wsMaxMessagesPerS: integer('WS_MAX_MESSAGES_PER_S', get('WS_MAX_MESSAGES_PER_S'), 1, 1_000_000),
+    wsMaxBufferedBytes: integer('WS_MAX_BUFFERED_BYTES', get('WS_MAX_BUFFERED_BYTES'), 1024, 1_073_741_824),
     production: get('NODE_ENV') === 'production',
   });
 }

@@ -11,6 +11,7 @@ import pino from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Lobby } from './core/lobby.js';
+import { RelayHub } from './core/relay.js';
 import { buildApp, type TlsMaterial } from './http/app.js';
 import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './net/certificates.js';
 import { ensureDevCertificate } from './net/dev-certificate.js';
@@ -91,8 +92,9 @@ async function main(): Promise<void> {
     ...(backend.peers === undefined ? {} : { peers: backend.peers }),
     onError: (error) => app.log.error({ err: error }, 'queue failure'),
   });
-  const app = buildApp(config, { lobby, tls, logStream, ...(metrics === undefined ? {} : { metrics }) });
-  await backend.start((id, offer) => lobby.offered(id, offer));
+  const relay = new RelayHub(owner, backend.peers);
+  const app = buildApp(config, { lobby, tls, logStream, relay, ...(metrics === undefined ? {} : { metrics }) });
+  await backend.start({ offered: (id, offer) => lobby.offered(id, offer), relayed: (to, message) => relay.receive(to, message) });
   let ready = false;
   const state = { ready: () => ready && backend.healthy, waiting: () => lobby.waiting };
   const admin =

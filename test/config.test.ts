@@ -31,6 +31,10 @@ describe('loadConfig', () => {
       redisPrefix: 'pairup:',
       redisCluster: false,
       workers: 1,
+      relayTtlMs: 600_000,
+      wsMaxMessageBytes: 16_384,
+      wsMaxMessagesPerS: 50,
+      wsMaxBufferedBytes: 1_048_576,
       production: false,
     });
   });
@@ -68,6 +72,10 @@ describe('loadConfig', () => {
         REDIS_PREFIX: 'pairup-eu:',
         REDIS_CLUSTER: 'on',
         WORKERS: '4',
+        RELAY_TTL_MS: '30000',
+        WS_MAX_MESSAGE_BYTES: '4096',
+        WS_MAX_MESSAGES_PER_S: '10',
+        WS_MAX_BUFFERED_BYTES: '65536',
         NODE_ENV: 'production',
       }),
     ).toEqual({
@@ -97,6 +105,10 @@ describe('loadConfig', () => {
       redisPrefix: 'pairup-eu:',
       redisCluster: true,
       workers: 4,
+      relayTtlMs: 30_000,
+      wsMaxMessageBytes: 4096,
+      wsMaxMessagesPerS: 10,
+      wsMaxBufferedBytes: 65_536,
       production: true,
     });
   });

@@ -10,50 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
 import { Agent, request, type Dispatcher } from 'undici';
 import { MatchWithMeta, type Match } from '../protocol/index.js';
+import { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
 
-export interface FindPeerOptions {
-  /** The server, e.g. `https://pairup.example:3030`. Its path is ignored. */
-  readonly url: string | URL;
-  /** Pool to meet in (default: the server's `default` pool). Not with `code`. */
-  readonly pool?: string;
-  /** Rendezvous code: meet the one other client presenting it. Not with `pool`. */
-  readonly code?: string;
-  /** A JSON object for the partner (at most 2048 bytes serialised); the partner's is `peerMeta`. */
-  readonly meta?: Record<string, unknown>;
-  /** How long to look for a partner in all, in milliseconds; default 60000. */
-  readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
-  /** Certificate(s) to trust besides the system's, PEM: a self-signed or development server. */
-  readonly ca?: string | Buffer | readonly (string | Buffer)[];
-  /** An undici dispatcher to send through instead of a connection of its own (then `ca` is unused). */
-  readonly dispatcher?: Dispatcher;
-}
-
-/** The server's answer: where the partner is, and what the two now share (src/protocol.ts). */
+export { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
+export { connectPeer, type ChannelEnd, type PeerChannel } from './signal.js';
+/** The server's answer: where the partner is, and what the two now share (src/protocol). */
 export type { Match } from '../protocol/index.js';
 
-/** A failure: the server's status, error code and message (status 0 when it was not reached). */
-export class PairupError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'PairupError';
-  }
-}
-
-/** Nobody came before the deadline. */
-export class NoPeerError extends PairupError {
-  constructor(timeoutMs: number) {
-    super(408, 'timeout', `no peer came within ${timeoutMs / 1000} s`);
-    this.name = 'NoPeerError';
-  }
-}
-
-export const DEFAULT_TIMEOUT_MS = 60_000;
 /** Retry-After assumed when a 429 or 503 does not say. */
 const DEFAULT_RETRY_S = 1;
 /**

@@ -82,6 +82,7 @@ export class Lobby {
       address: request.address,
       via: request.via,
       meta: request.meta,
+      ...(request.relay === true ? { relay: true } : {}),
     };
     const ticket = new Ticket(request, waiter);
     if (this.#closing) {
@@ -174,6 +175,7 @@ export class Lobby {
     const leftMs = Math.max(1, Math.ceil(request.timeoutMs - (performance.now() - ticket.arrivedAt)));
     ticket.timer = setTimeout(this.#onTimeout, leftMs, ticket);
     ticket.unwatch = request.watch(() => this.#settle(ticket, { kind: 'gone' }));
+    request.queued?.();
   }
 
   /**

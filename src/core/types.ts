@@ -37,6 +37,10 @@ export interface JoinRequest {
   readonly connection: string;
   readonly meta: Record<string, unknown> | undefined;
   readonly timeoutMs: number;
+  /** Its client can go on to relay signals to its partner (WebSocket). */
+  readonly relay?: true;
+  /** Called once if the request waits in its room (nobody was there to pair with). */
+  readonly queued?: () => void;
   /** True once the client is known to have gone, even before its close event has run. */
   readonly isGone: () => boolean;
   /** Calls `onGone` when the client goes away; returns the function that stops watching. */
@@ -44,7 +48,7 @@ export interface JoinRequest {
 }
 
 /** What a client learns of its partner. Plain data: the partner may be held by another process. */
-export type Partner = Pick<Waiter, 'address' | 'via' | 'meta' | 'owner'>;
+export type Partner = Pick<Waiter, 'id' | 'owner' | 'address' | 'via' | 'meta' | 'relay'>;
 
 export type Refusal = QueueRefusal | 'closing';
 

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
 import type { Config } from '../config.js';
 import type { Lobby } from '../core/lobby.js';
+import { RelayHub } from '../core/relay.js';
 import { compileTrust } from '../net/address.js';
 import { SECURE_CONTEXT_OPTIONS } from '../net/certificates.js';
 import { guardConnections } from '../net/connection-guards.js';
@@ -12,6 +13,7 @@ import { watchEventLoop } from '../ops/overload.js';
 import { MAX_HEADER_BYTES } from '../protocol/index.js';
 import { ApiError } from './api-error.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
+import { wsRoutes } from './routes/ws.js';
 import { healthRoutes } from './routes/health.js';
 import { matchRoutes } from './routes/match.js';
 import { securityHeaders } from './security-headers.js';
@@ -32,6 +34,8 @@ export interface AppOptions {
   readonly pressureSampleMs?: number;
   /** Where to count requests, outcomes and connections; nothing is counted without it. */
   readonly metrics?: Metrics;
+  /** The WebSocket relay (with a shared backend, linked to the other processes); one of this process's own by default. */
+  readonly relay?: RelayHub;
 }
 
 declare module 'fastify' {
@@ -140,6 +144,7 @@ export function buildApp(config: Config, options: AppOptions): App {
   // Each route group is a plugin owning its routes, its 405s and its shutdown.
   void app.register(matchRoutes, { lobby, ...config });
   void app.register(healthRoutes, { lobby });
+  void app.register(wsRoutes, { lobby, relay: options.relay ?? new RelayHub(lobby.owner), ...config });
   return app;
 }
 

@@ -4,3 +4,4 @@
  */
 export * from './schemas.js';
 export * from './errors.js';
+export * from './ws.js';

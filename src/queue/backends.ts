@@ -2,10 +2,10 @@
  * Opens the queue backend the configuration asks for: in memory (the default), or Redis shared by
  * every process that uses the same REDIS_URL and REDIS_PREFIX.
  */
-import { BackendUnavailableError, type MatchOffer, type MatchQueue, type PeerLink } from './seam.js';
+import { BackendUnavailableError, type MatchQueue, type PeerLink } from './seam.js';
 import { MemoryQueue } from './memory.js';
 import type { RedisCommands } from './redis.js';
-import type { ShardedPubSub } from './redis-link.js';
+import type { LinkHandlers, ShardedPubSub } from './redis-link.js';
 
 export interface Backend {
   readonly queue: MatchQueue;
@@ -13,8 +13,8 @@ export interface Backend {
   readonly healthy: boolean;
   /** How to reach the other processes (shared backends only). */
   readonly peers?: PeerLink;
-  /** Starts answering other processes' offers for this process's waiters. */
-  start(offered: (id: string, offer: MatchOffer) => Promise<'matched' | 'gone'>): Promise<void>;
+  /** Starts answering other processes' offers for this process's waiters, and taking their relayed messages. */
+  start(handlers: LinkHandlers): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -122,8 +122,8 @@ export async function openBackend(
     get healthy() {
       return up;
     },
-    start: (offered) =>
-      peers.start(offered, (error) => {
+    start: (handlers) =>
+      peers.start(handlers, (error) => {
         // Redis going away is said once, above; an offer it cut short is not a second error.
         if (!(error instanceof BackendUnavailableError) && up) log().error({ err: error }, 'offer from another process failed');
       }),

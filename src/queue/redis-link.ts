@@ -6,7 +6,7 @@
  * not come in time is `unanswered`, and the claim record in Redis decides (see Lobby#confirmRemote).
  * No receiver at all means the owner is gone: its waiter can never be answered.
  */
-import type { MatchOffer, PeerLink, Waiter } from './seam.js';
+import type { MatchOffer, PeerLink, RelayMessage, Waiter } from './seam.js';
 
 /** What the link needs of a node-redis client or cluster. */
 export interface ShardedPubSub {
@@ -21,7 +21,16 @@ export const OFFER_TIMEOUT_MS = 2000;
 type Answer = 'matched' | 'gone' | 'unanswered';
 type Message =
   | { readonly t: 'offer'; readonly r: number; readonly from: string; readonly id: string; readonly offer: MatchOffer }
-  | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'gone' };
+  | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'gone' }
+  | { readonly t: 'relay'; readonly to: string; readonly m: RelayMessage };
+
+/** What this process does with what other processes send it. */
+export interface LinkHandlers {
+  /** Another process claimed this one's waiter `id`: commit it if its client is still there. */
+  offered(id: string, offer: MatchOffer): Promise<'matched' | 'gone'>;
+  /** A relayed message for this process's waiter `to`. */
+  relayed(to: string, message: RelayMessage): void;
+}
 
 export class RedisPeerLink implements PeerLink {
   readonly #publisher: ShardedPubSub;
@@ -43,7 +52,7 @@ export class RedisPeerLink implements PeerLink {
   }
 
   /** Listens on this process's channel; `onOffer` answers offers for its waiters. */
-  async start(onOffer: (id: string, offer: MatchOffer) => Promise<'matched' | 'gone'>, onError: (error: unknown) => void): Promise<void> {
+  async start(handlers: LinkHandlers, onError: (error: unknown) => void): Promise<void> {
     await this.#subscriber.sSubscribe(this.#channel(this.#owner), (text) => {
       let message: Message;
       try {
@@ -56,7 +65,11 @@ export class RedisPeerLink implements PeerLink {
         this.#pending.get(message.r)?.(message.answer);
         return;
       }
-      onOffer(message.id, message.offer).then(
+      if (message.t === 'relay') {
+        handlers.relayed(message.to, message.m);
+        return;
+      }
+      handlers.offered(message.id, message.offer).then(
         (answer) => this.#publisher.sPublish(this.#channel(message.from), JSON.stringify({ t: 'answer', r: message.r, answer })),
         onError,
       ).catch(onError);
@@ -82,6 +95,12 @@ export class RedisPeerLink implements PeerLink {
         () => done('unanswered'),
       );
     });
+  }
+
+  relay(owner: string, to: string, m: RelayMessage): void {
+    const message: Message = { t: 'relay', to, m };
+    // At most once: a message Redis could not take is lost, as one pub/sub loses.
+    this.#publisher.sPublish(this.#channel(owner), JSON.stringify(message)).catch(() => undefined);
   }
 
   async close(): Promise<void> {

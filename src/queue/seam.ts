@@ -21,6 +21,8 @@ export interface Waiter {
   readonly limitKey: string;
   /** The process that holds the client's request: only it can answer, so only it can confirm. */
   readonly owner: string;
+  /** Its client can go on to relay signals to its partner (a WebSocket), not just hear the match (HTTP). */
+  readonly relay?: true;
   /** What the partner is told: the client's address (`host:port`), where it came from, its meta. */
   readonly address: string;
   readonly via: 'socket' | 'x-forwarded-for';
@@ -106,8 +108,19 @@ export interface MatchOffer {
  * `matched`: that process committed the claim and answered its client; `gone`: its client had left;
  * `unanswered`: no answer in time (a lost message, a process that died) — the claim record decides.
  */
-export interface PeerLink {
+export interface PeerLink extends RelayLink {
   offer(peer: Waiter, offer: MatchOffer): Promise<'matched' | 'gone' | 'unanswered'>;
+}
+
+/**
+ * What matched WebSocket clients send each other through the server: a signal (its data as JSON
+ * text, relayed unchanged), or word that the sender left.
+ */
+export type RelayMessage = { readonly t: 'signal'; readonly data: string } | { readonly t: 'left' };
+
+/** How a message reaches a partner held by another process: at most once, in order per sender. */
+export interface RelayLink {
+  relay(owner: string, to: string, message: RelayMessage): void;
 }
 
 /** The queue backend cannot be reached: answered 503 `backend_unavailable`, never a crash or a hang. */

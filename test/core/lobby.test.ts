@@ -372,6 +372,7 @@ describe('Lobby: waiters held by another process', () => {
         const answer = await (lobbies[peer.owner] as Lobby).offered(peer.id, offer);
         return link.lose === 'answer' ? 'unanswered' : answer;
       },
+      relay: () => undefined,
     };
     const a = new Lobby({ queue: shared, owner: 'A', limits, peers });
     const b = new Lobby({ queue: shared, owner: 'B', limits, peers });

@@ -1,11 +1,11 @@
 import { Type } from 'typebox';
 import type { Lobby } from '../../core/lobby.js';
-import type { Ticket } from '../../core/ticket.js';
-import type { Outcome, Refusal, Room } from '../../core/types.js';
+import type { Refusal, Room } from '../../core/types.js';
 import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
 import { errors, type ErrorCode } from '../../protocol/errors.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
+import { matchAnswer } from '../match-answer.js';
 import { connectionId, responseGone, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
@@ -144,7 +144,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
           );
         }
         if (format === 'text') return reply.type('text/plain; charset=utf-8').send(peer.address);
-        return reply.send(matchBody(joined, outcome, wanted));
+        return reply.send(matchAnswer(wanted.room, joined.address, outcome, wanted.answerMeta));
       }
       case 'timeout': {
         const entry = errors.timeout;
@@ -168,23 +168,6 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
         // Its client is gone: there is nobody to answer.
         return reply.hijack();
     }
-  }
-
-  function matchBody(self: Ticket, outcome: Extract<Outcome, { kind: 'matched' }>, wanted: Wanted) {
-    const { peer } = outcome;
-    const body = {
-      matchId: outcome.matchId,
-      [self.room.kind]: self.room.name,
-      secret: outcome.secret,
-      self: self.address,
-      peer: peer.address,
-      via: peer.via,
-      portIsSource: peer.via === 'socket',
-      initiator: outcome.initiator,
-      waitedMs: Math.round(outcome.waitedMs),
-    };
-    // POST clients hear what the partner chose to share; null when it shared nothing.
-    return wanted.answerMeta ? { ...body, peerMeta: peer.meta ?? null } : body;
   }
 
   app.route({
