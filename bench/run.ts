@@ -10,6 +10,7 @@
  *   npm run bench -- --only storm,h2                # some workloads
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
  *   npm run bench -- --redis                        # pairing through Redis (bench/redis.ts)
+ *   npm run bench -- --ws                           # the WebSocket transport against bare ws (bench/ws.ts)
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
 import { cpuTimeMs, pinSelf, placement } from './tools.js';
 import { redisBench } from './redis.js';
+import { wsBench } from './ws.js';
 import { h2load, wrk } from './workloads/native.js';
 import { rendezvous } from './workloads/rendezvous.js';
 import { storm } from './workloads/storm.js';
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     cacert: { type: 'string' },
     redis: { type: 'boolean', default: false },
+    ws: { type: 'boolean', default: false },
   },
 });
 
@@ -204,7 +207,7 @@ const fmt = (value: number | undefined): string =>
         : value.toFixed(2);
 
 const ALL_KINDS: readonly ServerKind[] = ['pairup', 'baseline', 'baseline-payload'];
-const LABEL: Readonly<Record<ServerKind, string>> = { pairup: 'pairup', baseline: 'baseline', 'baseline-payload': 'payload' };
+const LABEL: Readonly<Record<ServerKind, string>> = { pairup: 'pairup', baseline: 'baseline', 'baseline-payload': 'payload', 'ws-baseline': 'ws' };
 const where = placement();
 
 async function main(): Promise<void> {
@@ -233,7 +236,13 @@ async function main(): Promise<void> {
       rows.push(...redis.rows);
       failed ||= redis.failed;
     }
-    for (const workload of workloads.filter((w) => !args.redis && selected.has(w.name))) {
+    if (args.ws) {
+      const ws = await wsBench({ durationS, rounds, tls, ca, dir, where, waiters: Math.min(waiters, 5000) });
+      lines.push(...ws.lines);
+      rows.push(...ws.rows);
+      failed ||= ws.failed;
+    }
+    for (const workload of workloads.filter((w) => !args.redis && !args.ws && selected.has(w.name))) {
       const kinds: ServerKind[] = args.url === undefined ? [...(workload.kinds ?? ALL_KINDS)] : ['pairup'];
       // Rounds alternate the order of the servers, so that drift in the machine's speed hits all.
       const runs: Partial<Record<ServerKind, Measured[]>> = {};

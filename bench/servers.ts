@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { onCore } from './tools.js';
 
 /** pairup, the minimal baseline, and the baseline answering exactly pairup's headers and fields. */
-export type ServerKind = 'pairup' | 'baseline' | 'baseline-payload';
+export type ServerKind = 'pairup' | 'baseline' | 'baseline-payload' | 'ws-baseline';
 
 export interface RunningServer {
   readonly kind: ServerKind;
@@ -55,7 +55,7 @@ export async function startServer(
     ...nodeArgs,
     ...(kind === 'pairup'
       ? [fileURLToPath(new URL('dist/main.js', ROOT))]
-      : ['--import', TSX, fileURLToPath(new URL('bench/baseline.ts', ROOT))]),
+      : ['--import', TSX, fileURLToPath(new URL(kind === 'ws-baseline' ? 'bench/ws-baseline.ts' : 'bench/baseline.ts', ROOT))]),
   ];
   const logFile = join(dir, `${kind}.log`);
   const out = openSync(logFile, 'w');
