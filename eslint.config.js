@@ -18,7 +18,22 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.js'],
+    // Code that runs in browsers, and the tests that drive them: DOM types (tsconfig.browser.json).
+    files: ['src/browser/**/*.ts', 'src/demo/**/*.ts', 'test/browser/**/*.ts', 'vitest.browser.config.ts'],
+    languageOptions: {
+      parserOptions: { projectService: false, project: ['./tsconfig.browser.json'], tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
+    // pairup/browser and the demo: no Node built-ins, no undici.
+    files: ['src/browser/**/*.ts', 'src/demo/**/*.ts'],
+    languageOptions: { globals: globals.browser },
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'undici', 'ws'], message: 'runs in browsers: no Node modules' }] }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
 );

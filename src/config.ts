@@ -60,6 +60,10 @@ export interface Config {
   readonly redisCluster: boolean;
   /** Processes serving the one port (node:cluster); more than 1 needs REDIS_URL. */
   readonly workers: number;
+  /** Origins whose pages may call the API: any (`*`), these, or none (`off`). */
+  readonly corsOrigins: '*' | 'off' | readonly string[];
+  /** Serve the demo page at /demo/. */
+  readonly demo: boolean;
   /** How long a WebSocket relay stays open after its match. */
   readonly relayTtlMs: number;
   /** Largest WebSocket message a client may send. */
@@ -102,6 +106,8 @@ export const ENV_KEYS = {
   REDIS_PREFIX: 'pairup:',
   REDIS_CLUSTER: 'off',
   WORKERS: '1',
+  CORS_ORIGINS: '*',
+  DEMO: 'on',
   RELAY_TTL_MS: '600000',
   WS_MAX_MESSAGE_BYTES: '16384',
   WS_MAX_MESSAGES_PER_S: '50',
@@ -178,6 +184,8 @@ export function loadConfig(env: Env): Config {
     redisPrefix: redisPrefix(get('REDIS_PREFIX')),
     redisCluster,
     workers,
+    corsOrigins: corsOrigins(get('CORS_ORIGINS')),
+    demo: onOff('DEMO', get('DEMO')),
     relayTtlMs: integer('RELAY_TTL_MS', get('RELAY_TTL_MS'), 1, DAY_MS),
     wsMaxMessageBytes: integer('WS_MAX_MESSAGE_BYTES', get('WS_MAX_MESSAGE_BYTES'), 64, 16_777_216),
     wsMaxMessagesPerS: integer('WS_MAX_MESSAGES_PER_S', get('WS_MAX_MESSAGES_PER_S'), 1, 1_000_000),
@@ -237,6 +245,18 @@ function isAddressOrCidr(entry: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   if (bits === undefined) return true;
   return /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+function corsOrigins(raw: string): Config['corsOrigins'] {
+  if (raw === '*' || raw.toLowerCase() === 'off') return raw === '*' ? '*' : 'off';
+  const origins = raw.split(',').map((s) => s.trim());
+  for (const origin of origins) {
+    const url = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (url === undefined || !/^https?:$/.test(url.protocol) || url.origin !== origin) {
+      throw new ConfigError('CORS_ORIGINS', `must be *, off, or a comma-separated list of origins like https://app.example (scheme, host, optional port; no path), got ${JSON.stringify(origin)}`);
+    }
+  }
+  return Object.freeze(origins);
 }
 
 function redisUrl(raw: string): string | undefined {

@@ -152,8 +152,16 @@ describe('the package', () => {
     );
     expect({ code, stdout, stderr }).toEqual({
       code: 0,
-      stdout: 'DEFAULT_TIMEOUT_MS NoPeerError PairupError findPeer\n',
+      stdout: 'DEFAULT_TIMEOUT_MS NoPeerError PairupError connectPeer findPeer\n',
       stderr: '',
     });
+  });
+
+  it('exports the browser client as pairup/browser', async () => {
+    const { code, stdout, stderr } = await runNode(
+      ['--input-type=module', '-e', "const m = await import('pairup/browser'); console.log(Object.keys(m).sort().join(' '))"],
+      fileURLToPath(new URL('..', import.meta.url)),
+    );
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: 'PairupError connectPeer findPeer openDataChannel\n', stderr: '' });
   });
 });

@@ -1,4 +1,6 @@
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import Fastify, { LogController } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
 import type { Config } from '../config.js';
@@ -14,6 +16,7 @@ import { MAX_HEADER_BYTES } from '../protocol/index.js';
 import { ApiError } from './api-error.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { wsRoutes } from './routes/ws.js';
+import { demoRoutes } from './routes/demo.js';
 import { healthRoutes } from './routes/health.js';
 import { matchRoutes } from './routes/match.js';
 import { securityHeaders } from './security-headers.js';
@@ -34,6 +37,8 @@ export interface AppOptions {
   readonly pressureSampleMs?: number;
   /** Where to count requests, outcomes and connections; nothing is counted without it. */
   readonly metrics?: Metrics;
+  /** Where the built demo page is; dist/demo by default. */
+  readonly demoDir?: URL;
   /** The WebSocket relay (with a shared backend, linked to the other processes); one of this process's own by default. */
   readonly relay?: RelayHub;
 }
@@ -120,13 +125,20 @@ export function buildApp(config: Config, options: AppOptions): App {
   // - HTTP/1.1 headers are bounded by Node's parser (MAX_HEADER_BYTES); HTTP/2's advertised limit
   //   binds only once the client has acknowledged it, so a first flight of requests is checked here.
   const loop = config.maxEventLoopDelayMs > 0 ? watchEventLoop(config.maxEventLoopDelayMs, options.pressureSampleMs ?? 1000) : undefined;
-  app.addHook('onRequest', (request, reply, done) => {
-    void reply.headers(security);
-    const raw = request.raw;
-    if (raw.httpVersionMajor === 2 && headerListBytes(raw.rawHeaders) > MAX_HEADER_BYTES) done(new ApiError('headers_too_large'));
-    else if (loop?.overloaded === true) done(new ApiError('overloaded'));
-    else done();
-  });
+  // CORS first, so that every answer carries its headers, this hook's own refusals included.
+  void app.register(cors, corsOptions(config.corsOrigins));
+  void app.register(
+    fastifyPlugin((instance: App, _options: object, done: (error?: Error) => void) => {
+      instance.addHook('onRequest', (request, reply, next) => {
+        void reply.headers(security);
+        const raw = request.raw;
+        if (raw.httpVersionMajor === 2 && headerListBytes(raw.rawHeaders) > MAX_HEADER_BYTES) next(new ApiError('headers_too_large'));
+        else if (loop?.overloaded === true) next(new ApiError('overloaded'));
+        else next();
+      });
+      done();
+    }),
+  );
   if (loop !== undefined) {
     app.addHook('onClose', (_instance, done) => {
       loop.stop();
@@ -145,7 +157,26 @@ export function buildApp(config: Config, options: AppOptions): App {
   void app.register(matchRoutes, { lobby, ...config });
   void app.register(healthRoutes, { lobby });
   void app.register(wsRoutes, { lobby, relay: options.relay ?? new RelayHub(lobby.owner), ...config });
+  if (config.demo) void app.register(demoRoutes, { dir: options.demoDir ?? DEMO_DIR });
   return app;
+}
+
+/** dist/demo, from src/http or dist/http alike. */
+const DEMO_DIR = new URL('../../dist/demo/', import.meta.url);
+
+/**
+ * CORS for browsers on other origins: `*` (the default: pairup uses no cookies or credentials, so any
+ * page may call it), a list of origins, or off. Preflights (any OPTIONS) are answered 204 here.
+ */
+function corsOptions(origins: Config['corsOrigins']): FastifyCorsOptions {
+  return {
+    origin: origins === 'off' ? false : origins === '*' ? '*' : [...origins],
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['content-type', 'accept'],
+    exposedHeaders: ['retry-after'],
+    maxAge: 600,
+    strictPreflight: false,
+  };
 }
 
 /**

@@ -38,6 +38,7 @@ export const errors = Object.freeze({
   malformed_request: def('malformed_request', 400, 'malformed HTTP request (%s)'),
   invalid_message: def('invalid_message', 400, 'WebSocket message is not valid: %s'),
   unexpected_message: def('unexpected_message', 400, 'WebSocket message %s is not expected %s'),
+  origin_not_allowed: def('origin_not_allowed', 403, 'pages of origin %s may not open a WebSocket here (CORS_ORIGINS)'),
   not_found: def('not_found', 404, 'no route %s %s; try GET / or POST /'),
   method_not_allowed: def('method_not_allowed', 405, 'method %s not allowed on %s; allowed: %s'),
   not_acceptable: def('not_acceptable', 406, 'cannot answer in any type the Accept header allows; offered: %s'),

@@ -42,6 +42,8 @@ export interface WsRouteOptions {
   readonly keepaliveMs: number;
   /** Time to send `join` after the upgrade. */
   readonly headersTimeoutMs: number;
+  /** Pages of these origins may open a socket (besides pairup's own, the demo); `*`: any. */
+  readonly corsOrigins: '*' | 'off' | readonly string[];
 }
 
 /** How an ended wait is told to the client: the error, and the close code after it. */
@@ -328,6 +330,13 @@ export async function wsRoutes(app: App, options: WsRouteOptions): Promise<void>
     method: 'GET',
     url: WS_PATH,
     exposeHeadRoute: false,
+    // Browsers do not ask before opening a WebSocket to another origin: its Origin is checked here.
+    preHandler: (request, reply, done) => {
+      const origin = request.headers.origin;
+      if (origin === undefined || options.corsOrigins === '*' || origin === `https://${request.headers.host ?? ''}`) return done();
+      if (options.corsOrigins !== 'off' && options.corsOrigins.includes(origin)) return done();
+      sendError(reply, new ApiError('origin_not_allowed', [JSON.stringify(origin.slice(0, 200))]));
+    },
     // A plain GET (no Upgrade): say what is needed.
     handler: (request, reply) => sendError(reply, new ApiError('upgrade_required', [request.headers.upgrade ?? 'none'])),
     wsHandler: (socket, request) => {
