@@ -128,6 +128,21 @@ describe('GET /ws: matching', () => {
     ]);
   });
 
+  it('counts waiting sockets with MAX_WAITING: past it, server_full and 1013', async () => {
+    server = await startServer({ MAX_WAITING: '1' });
+    const a = await open();
+    a.send({ type: 'join', pool: 'one' });
+    expect(await a.next()).toEqual({ type: 'queued' });
+    const b = await open();
+    b.send({ type: 'join', pool: 'two' });
+    expect(await b.next()).toEqual({ type: 'error', error: 'server_full', message: 'server has 1 requests waiting (MAX_WAITING); try again shortly' });
+    expect(await b.closed).toBe(1013);
+    // One that finds a partner is still served.
+    const c = await open();
+    c.send({ type: 'join', pool: 'one' });
+    expect((await c.next()).type).toBe('matched');
+  });
+
   it('never hands out a socket that aborted while queued', async () => {
     server = await startServer();
     const a = await open();
