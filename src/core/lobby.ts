@@ -82,7 +82,7 @@ export class Lobby {
       address: request.address,
       via: request.via,
       meta: request.meta,
-      ...(request.relay === true ? { relay: true } : {}),
+      relay: request.relay, // undefined for HTTP: left out of what the queue stores
     };
     const ticket = new Ticket(request, waiter);
     if (this.#closing) {

@@ -136,10 +136,9 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
         if (!outcome.initiator) {
           // A code is the partners' shared secret: the line says a code was used, never which.
           const where = wanted.room.kind === 'pool' ? { pool: wanted.room.name } : { room: 'code' };
-          // `across`: the waiter was held by another process (a shared backend).
-          const across = peer.owner === lobby.owner ? {} : { across: true };
+          // `across`: the waiter was held by another process (a shared backend); left out otherwise.
           request.log.info(
-            { ...where, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, ...across },
+            { ...where, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: peer.owner === lobby.owner ? undefined : true },
             'paired',
           );
         }
