@@ -12,8 +12,8 @@
  * Placement on two cores: pairup (every worker) on core 0; the load generator and Redis on core 1.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
-import { startServer, type RunningServer } from './servers.js';
+import { createConnection } from 'node:net';
+import { freePort, startServer, type RunningServer } from './servers.js';
 import { cpuTimeMs, onCore, requireTool, type Placement } from './tools.js';
 import { wrk } from './workloads/native.js';
 
@@ -73,14 +73,6 @@ function command(port: number, line: string): Promise<string> {
     });
     socket.once('error', reject);
   });
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** The server's processes: with WORKERS, the primary's children (the workers) too. */

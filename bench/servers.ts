@@ -98,7 +98,7 @@ export function memoryOf(pid: number | undefined): { rss: number; peak: number }
 }
 
 /** A TCP port free a moment ago on 127.0.0.1. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const probe = createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const { port } = probe.address() as AddressInfo;

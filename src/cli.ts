@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { connectPeer, DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions, type PeerChannel } from './client/index.js';
+import { connectPeer, DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client/index.js';
 
 const EXIT_MATCHED = 0;
 const EXIT_ERROR = 1;
@@ -65,19 +65,8 @@ async function peerOptions(command: string, args: string[], extra: { json?: { ty
 
 async function signal(args: string[]): Promise<number> {
   const { options, timeoutS } = await peerOptions('signal', args);
-  const stopProgress = showProgress();
-  let peer: PeerChannel;
-  try {
-    peer = await connectPeer(options);
-  } catch (error) {
-    stopProgress();
-    if (error instanceof NoPeerError) {
-      process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
-      return EXIT_NO_PEER;
-    }
-    throw error;
-  }
-  stopProgress();
+  const peer = await waitFor(() => connectPeer(options), timeoutS);
+  if (peer === undefined) return EXIT_NO_PEER;
   process.stdout.write(`${JSON.stringify({ type: 'matched', ...peer.match })}\n`);
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
@@ -103,21 +92,27 @@ async function signal(args: string[]): Promise<number> {
 
 async function find(args: string[]): Promise<number> {
   const { options, timeoutS, json } = await peerOptions('find', args, { json: { type: 'boolean', default: false } });
+  const match = await waitFor(() => findPeer(options), timeoutS);
+  if (match === undefined) return EXIT_NO_PEER;
+  // JSON.stringify escapes control characters; the address was checked against the protocol's pattern.
+  process.stdout.write(json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
+  return EXIT_MATCHED;
+}
+
+/** Runs `call` with the progress line shown; undefined (and a line on stderr) when nobody came. */
+async function waitFor<T>(call: () => Promise<T>, timeoutS: number): Promise<T | undefined> {
   const stopProgress = showProgress();
+  let result: T;
   try {
-    const match = await findPeer(options);
-    stopProgress();
-    // JSON.stringify escapes control characters; the address was checked against the protocol's pattern.
-    process.stdout.write(json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
-    return EXIT_MATCHED;
+    result = await call();
   } catch (error) {
-    stopProgress();
-    if (error instanceof NoPeerError) {
-      process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
-      return EXIT_NO_PEER;
-    }
-    throw error;
+    stopProgress(); // before the line, which it would erase
+    if (!(error instanceof NoPeerError)) throw error;
+    process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
+    return undefined;
   }
+  stopProgress();
+  return result;
 }
 
 function seconds(text: string): number {

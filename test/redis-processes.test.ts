@@ -10,7 +10,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { freePort, spawnServer, type ServerProcess } from './helpers/process.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis.js';
+import { keysOn, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis.js';
 import { ask, testCertificate, TestClient } from './helpers/server.js';
 
 let redis: RedisServer;
@@ -59,17 +59,8 @@ interface Seen {
 }
 
 /** Every key under the prefix, on the one Redis or on every node of the cluster. */
-async function keysUnder(prefix: string, on: 'redis' | 'cluster'): Promise<string[]> {
-  const urls = on === 'redis' ? [redis.url] : redisCluster.nodes.map((n) => n.url);
-  const found: string[] = [];
-  for (const url of urls) {
-    const node = createClient({ url });
-    await node.connect();
-    for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) found.push(...keys);
-    await node.close();
-  }
-  return found;
-}
+const keysUnder = (prefix: string, on: 'redis' | 'cluster'): Promise<string[]> =>
+  keysOn(on === 'redis' ? [redis.url] : redisCluster.nodes.map((n) => n.url), prefix);
 
 describe('several processes on one Redis, and on a Redis Cluster', () => {
   it.each(['redis', 'cluster'] as const)('pairs clients across processes through a flood with aborts: symmetric, no ghost, nothing left waiting (%s)', async (on) => {

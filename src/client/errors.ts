@@ -1,5 +1,5 @@
 /** What the client's calls share: their options, their errors, the default deadline. */
-import type { Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 export interface FindPeerOptions {
   /** The server, e.g. `https://pairup.example:3030`. Its path is ignored. */
@@ -41,3 +41,14 @@ export class NoPeerError extends PairupError {
 }
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** What findPeer and connectPeer check and set up alike: the deadline and the dispatcher (its own, unless given). */
+export function startCall(options: FindPeerOptions, allowH2: boolean): { timeoutMs: number; deadline: number; dispatcher: Dispatcher; own: Agent | undefined } {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be greater than 0');
+  if (options.pool !== undefined && options.code !== undefined) throw new TypeError('give either pool or code, not both');
+  options.signal?.throwIfAborted();
+  const ca = options.ca as string | Buffer | (string | Buffer)[] | undefined;
+  const own = options.dispatcher === undefined ? new Agent({ allowH2, connect: ca === undefined ? {} : { ca } }) : undefined;
+  return { timeoutMs, deadline: performance.now() + timeoutMs, dispatcher: options.dispatcher ?? (own as Agent), own };
+}

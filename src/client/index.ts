@@ -8,9 +8,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request } from 'undici';
 import { MatchWithMeta, type Match } from '../protocol/index.js';
-import { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
+import { NoPeerError, PairupError, startCall, type FindPeerOptions } from './errors.js';
 
 export { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
 export { connectPeer, type ChannelEnd, type PeerChannel } from './signal.js';
@@ -43,14 +43,7 @@ interface ErrorBody {
 
 /** Finds a partner through the pairup server at `options.url`. */
 export async function findPeer(options: FindPeerOptions): Promise<Match> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be greater than 0');
-  if (options.pool !== undefined && options.code !== undefined) throw new TypeError('give either pool or code, not both');
-  options.signal?.throwIfAborted();
-  const deadline = performance.now() + timeoutMs;
-  const ca = options.ca as string | Buffer | (string | Buffer)[] | undefined;
-  const own = options.dispatcher === undefined ? new Agent({ allowH2: true, connect: ca === undefined ? {} : { ca } }) : undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (own as Agent);
+  const { timeoutMs, deadline, dispatcher, own } = startCall(options, true);
   const endpoint = new URL('/', options.url);
   const origin = endpoint.origin;
   // The most the server lets one request wait, once it has said (its 400 invalid_timeout carries it).

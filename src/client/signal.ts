@@ -9,9 +9,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
-import { Agent, WebSocket, type Dispatcher } from 'undici';
+import { WebSocket, type Dispatcher } from 'undici';
 import { errors, MatchWithMeta, WS_PATH, type Match } from '../protocol/index.js';
-import { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
+import { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, startCall, type FindPeerOptions } from './errors.js';
 
 const isMatch = Compile(MatchWithMeta);
 /** Two joins start at least this long apart, give or take half of it (as findPeer's requests). */
@@ -37,14 +37,7 @@ type ServerMessage = { type?: unknown; error?: unknown; message?: unknown; data?
 
 /** Waits for a partner over `/ws` and returns the channel to it. */
 export async function connectPeer(options: FindPeerOptions): Promise<PeerChannel> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be greater than 0');
-  if (options.pool !== undefined && options.code !== undefined) throw new TypeError('give either pool or code, not both');
-  options.signal?.throwIfAborted();
-  const deadline = performance.now() + timeoutMs;
-  const ca = options.ca as string | Buffer | (string | Buffer)[] | undefined;
-  const own = options.dispatcher === undefined ? new Agent({ connect: ca === undefined ? {} : { ca } }) : undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (own as Agent);
+  const { timeoutMs, deadline, dispatcher, own } = startCall(options, false);
   const url = new URL(WS_PATH, options.url);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   let startedAt = -Infinity;

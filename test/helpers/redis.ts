@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createClient } from 'redis';
 import { freePort, runCommand } from './process.js';
 
 export interface RedisServer {
@@ -113,4 +114,16 @@ function isFree(port: number): Promise<boolean> {
     probe.once('error', () => resolve(false));
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
   });
+}
+
+/** Every key under `prefix` on these Redis servers (one, or every node of a cluster), sorted. */
+export async function keysOn(urls: readonly string[], prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const url of urls) {
+    const node = createClient({ url });
+    await node.connect();
+    for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) found.push(...keys);
+    await node.close();
+  }
+  return found.sort();
 }

@@ -7,7 +7,7 @@ import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisQueue } from '../../src/queue/redis.js';
 import type { JoinRequest } from '../../src/queue/seam.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.js';
+import { keysOn, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.js';
 import { describeQueueConformance, waiter } from './conformance.js';
 
 let redis: RedisServer;
@@ -28,17 +28,8 @@ afterAll(async () => {
 });
 
 /** Every key under the prefix, on one Redis or on every master of the cluster. */
-async function keysUnder(prefix: string, on: 'one' | 'cluster' = 'one'): Promise<string[]> {
-  const urls = on === 'one' ? [redis.url] : cluster.nodes.map((n) => n.url);
-  const found: string[] = [];
-  for (const url of urls) {
-    const node = createClient({ url });
-    await node.connect();
-    for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) found.push(...keys);
-    await node.close();
-  }
-  return found.sort();
-}
+const keysUnder = (prefix: string, on: 'one' | 'cluster' = 'one'): Promise<string[]> =>
+  keysOn(on === 'one' ? [redis.url] : cluster.nodes.map((n) => n.url), prefix);
 
 describeQueueConformance('redis', () => {
   const prefix = `test${++runs}:`;

@@ -8,11 +8,11 @@
  */
 import websocket from '@fastify/websocket';
 import type * as Ws from 'ws';
-import type { Lobby } from '../../core/lobby.js';
 import type { RelayHub } from '../../core/relay.js';
 import type { Ticket } from '../../core/ticket.js';
 import type { Outcome, Partner, Refusal } from '../../core/types.js';
-import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
+import { clientAddressOf, formatAddress, limitKey } from '../../net/address.js';
+import type { MatchRouteOptions } from './match.js';
 import { errorMessage, type ErrorCode } from '../../protocol/errors.js';
 import { DEFAULT_POOL } from '../../protocol/schemas.js';
 import { CLOSE_CODES, isBadMessage, parseClientMessage, WS_PATH, type CloseName, type ServerMessage } from '../../protocol/ws.js';
@@ -24,15 +24,9 @@ import { matchAnswer } from '../match-answer.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
 import type { AnyRequest, App } from '../types.js';
 
-export interface WsRouteOptions {
-  readonly lobby: Lobby;
+/** What the match routes need (the lobby, addresses, limits), and the WebSocket's own. */
+export interface WsRouteOptions extends MatchRouteOptions {
   readonly relay: RelayHub;
-  readonly trustProxy: ProxyTrust;
-  readonly proxyProtocol: boolean;
-  readonly ipv6PrefixBits: number;
-  readonly matchTimeoutMs: number;
-  readonly maxWaiting: number;
-  readonly maxWaitingPerIp: number;
   /** How long the relay stays open after the match. */
   readonly relayTtlMs: number;
   readonly wsMaxMessageBytes: number;
