@@ -248,7 +248,8 @@ function isAddressOrCidr(entry: string): boolean {
 }
 
 function corsOrigins(raw: string): Config['corsOrigins'] {
-  if (raw === '*' || raw.toLowerCase() === 'off') return raw === '*' ? '*' : 'off';
+  if (raw === '*') return '*';
+  if (raw.toLowerCase() === 'off') return 'off';
   const origins = raw.split(',').map((s) => s.trim());
   for (const origin of origins) {
     const url = URL.canParse(origin) ? new URL(origin) : undefined;

@@ -25,11 +25,6 @@ export class RelayHub {
     this.#link = link;
   }
 
-  /** Endpoints attached now (for tests and metrics). */
-  get size(): number {
-    return this.#endpoints.size;
-  }
-
   /** Delivers messages for waiter `id` of this process to `deliver` until the returned function is called. */
   attach(id: string, deliver: (message: RelayMessage) => void): () => void {
     this.#endpoints.set(id, deliver);

@@ -114,7 +114,7 @@ export async function openBackend(
     quit = () => Promise.all([client.close(), listener.close()]);
   }
   connected = true;
-  const queue = new RedisQueue(commands, { prefix: redis.prefix, onError: () => undefined });
+  const queue = new RedisQueue(commands, { prefix: redis.prefix });
   const peers = new RedisPeerLink(commands, subscriber, { prefix: redis.prefix, owner });
   return {
     queue,

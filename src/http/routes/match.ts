@@ -62,6 +62,13 @@ const REFUSALS: Readonly<Record<Refusal, ErrorCode>> = {
   code_taken: 'code_taken',
 };
 
+/** The error a refused join is answered with, over HTTP and WebSocket alike. */
+export function refusalError(refusal: Refusal, limits: Pick<MatchRouteOptions, 'maxWaiting' | 'maxWaitingPerIp'>): ApiError {
+  const code = REFUSALS[refusal];
+  const args = refusal === 'full' ? [limits.maxWaiting] : refusal === 'ip_limit' ? [limits.maxWaitingPerIp] : [];
+  return new ApiError(code, args, refusal === 'code_used' || refusal === 'code_taken' ? 'code' : undefined);
+}
+
 export interface MatchRouteOptions {
   readonly lobby: Lobby;
   /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY). */
@@ -89,12 +96,6 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     if (seconds === undefined) return matchTimeoutMs;
     if (!(seconds > 0 && seconds <= maxTimeoutS)) throw new ApiError('invalid_timeout', [maxTimeoutS], 'timeout', { maxTimeoutS });
     return Math.max(1, Math.round(seconds * 1000));
-  }
-
-  function refusalError(refusal: Refusal): ApiError {
-    const code = REFUSALS[refusal];
-    const args = refusal === 'full' ? [options.maxWaiting] : refusal === 'ip_limit' ? [options.maxWaitingPerIp] : [];
-    return new ApiError(code, args, refusal === 'code_used' || refusal === 'code_taken' ? 'code' : undefined);
   }
 
   function roomOf(pool: string | undefined, code: string | undefined): Room {
@@ -128,7 +129,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     const outcome = joined.result ?? (await joined.outcome);
     switch (outcome.kind) {
       case 'refused':
-        throw refusalError(outcome.refusal);
+        throw refusalError(outcome.refusal, options);
       case 'failed':
         throw outcome.error instanceof BackendUnavailableError ? new ApiError('backend_unavailable') : outcome.error;
       case 'matched': {

@@ -12,7 +12,7 @@ import type { RelayHub } from '../../core/relay.js';
 import type { Ticket } from '../../core/ticket.js';
 import type { Outcome, Partner, Refusal } from '../../core/types.js';
 import { clientAddressOf, formatAddress, limitKey } from '../../net/address.js';
-import type { MatchRouteOptions } from './match.js';
+import { refusalError, type MatchRouteOptions } from './match.js';
 import { errorMessage, type ErrorCode } from '../../protocol/errors.js';
 import { DEFAULT_POOL } from '../../protocol/schemas.js';
 import { CLOSE_CODES, isBadMessage, parseClientMessage, WS_PATH, type CloseName, type ServerMessage } from '../../protocol/ws.js';
@@ -40,13 +40,13 @@ export interface WsRouteOptions extends MatchRouteOptions {
   readonly corsOrigins: '*' | 'off' | readonly string[];
 }
 
-/** How an ended wait is told to the client: the error, and the close code after it. */
-const REFUSED: Readonly<Record<Refusal, [ErrorCode, CloseName]>> = {
-  closing: ['shutting_down', 'going_away'],
-  full: ['server_full', 'try_again_later'],
-  ip_limit: ['too_many_waiting_from_ip', 'refused'],
-  code_used: ['code_used', 'refused'],
-  code_taken: ['code_taken', 'refused'],
+/** The close code after a refused join's error (the error itself is the HTTP routes': refusalError). */
+const REFUSAL_CLOSE: Readonly<Record<Refusal, CloseName>> = {
+  closing: 'going_away',
+  full: 'try_again_later',
+  ip_limit: 'refused',
+  code_used: 'refused',
+  code_taken: 'refused',
 };
 
 /** After a close frame, how long the client has to answer it before its connection is cut. */
@@ -57,10 +57,11 @@ type State = 'new' | 'waiting' | 'relaying' | 'ended';
 /** What a session uses of its `ws` socket. */
 type Socket = Pick<Ws.WebSocket, 'readyState' | 'OPEN' | 'CLOSED' | 'CLOSING' | 'bufferedAmount' | 'send' | 'close' | 'terminate' | 'ping' | 'on' | 'off' | 'once'>;
 
-/** The sockets of this process, and whether it is shutting down. */
+/** What the sessions of this process share: the open ones, whether it is shutting down, how a client's address is read. */
 interface Sessions {
   readonly open: Set<WsSession>;
   closing: boolean;
+  readonly clientAddress: ReturnType<typeof clientAddressOf>;
 }
 
 class WsSession {
@@ -126,7 +127,8 @@ class WsSession {
       this.#fail('invalid_message', ['binary frames are not part of the protocol; send JSON text'], 'protocol_error');
       return;
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    // ws hands whole messages over as Buffers (its default binaryType).
+    const text = (data as Buffer).toString('utf8');
     const message = parseClientMessage(text, this.options.matchTimeoutMs / 1000);
     if (isBadMessage(message)) {
       this.#send({ type: 'error', ...message });
@@ -154,7 +156,7 @@ class WsSession {
   #join(room: { kind: 'pool' | 'code'; name: string }, meta: Record<string, unknown> | undefined, seconds: number | undefined): void {
     clearTimeout(this.#deadline);
     const { request, options } = this;
-    const { ip, via } = clientAddressOf(options.proxyProtocol ? false : options.trustProxy)(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
+    const { ip, via } = this.sessions.clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
     this.#state = 'waiting';
     const ticket = options.lobby.join({
       room,
@@ -206,9 +208,9 @@ class WsSession {
         this.#fail('timeout', [], 'wait_timed_out');
         return;
       case 'refused': {
-        const [code, close] = REFUSED[outcome.refusal];
-        const args = outcome.refusal === 'full' ? [this.options.maxWaiting] : outcome.refusal === 'ip_limit' ? [this.options.maxWaitingPerIp] : [];
-        this.#fail(code, args, close);
+        const error = refusalError(outcome.refusal, this.options);
+        this.#send({ type: 'error', error: error.code, message: error.message });
+        this.end(REFUSAL_CLOSE[outcome.refusal]);
         return;
       }
       case 'shutdown':
@@ -301,7 +303,7 @@ class WsSession {
 
 /** Registers `GET /ws`; at shutdown every socket is closed with 1001 (going away), once. */
 export async function wsRoutes(app: App, options: WsRouteOptions): Promise<void> {
-  const sessions: Sessions = { open: new Set(), closing: false };
+  const sessions: Sessions = { open: new Set(), closing: false, clientAddress: clientAddressOf(options.proxyProtocol ? false : options.trustProxy) };
   await app.register(websocket, {
     options: { maxPayload: options.wsMaxMessageBytes, perMessageDeflate: false },
     // A socket's errors (a bad frame, an oversize message, a reset) end that socket only; ws closes
