@@ -3,7 +3,7 @@
  * IDLE_TIMEOUT_MS; a client legitimately long-polling for longer than either is not.
  */
 import http2 from 'node:http2';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ask, eventually, json, startServer, TestClient, type TestServer } from './helpers/server.js';
@@ -67,6 +67,20 @@ describe('slow and silent clients', () => {
     });
     expect(h2AfterMs).toBeGreaterThanOrEqual(290);
     expect(h2AfterMs).toBeLessThan(590);
+  });
+
+  it('leaves an HTTP/1.1 connection to Node\'s parser: the silent-connection watch adds no \'data\' listener', async () => {
+    // Any 'data' listener beside Node's own makes its parser read through the socket's JavaScript
+    // stream instead of straight from the TLS stream, a cost paid by every request.
+    const counted = new Promise<number>((resolve) => server.app.server.once('request', (raw: { socket: Socket }) => resolve(raw.socket.listenerCount('data'))));
+    const client = new TestClient(server.origin, server.cert, { h2: false });
+    try {
+      const answer = await ask(client.client, server.origin, '/healthz');
+      expect(answer.status).toBe(200);
+      expect(await counted).toBe(1);
+    } finally {
+      await client.close();
+    }
   });
 
   it('closes a TCP connection that never completes its TLS handshake', async () => {

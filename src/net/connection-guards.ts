@@ -83,11 +83,14 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
   http1.connectionsCheckingInterval = Math.min(1000, Math.max(50, Math.floor(config.headersTimeoutMs / 4)));
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') return; // its session is timed below
-    const silent = setTimeout(() => socket.destroy(), config.idleTimeoutMs);
+    // Checked by the bytes it has read, not by a 'data' listener: any 'data' listener makes Node's
+    // HTTP/1.1 parser stop reading the TLS stream directly and take every chunk through the socket's
+    // JavaScript stream instead, which cost the storm a sixth of its throughput.
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, config.idleTimeoutMs);
     silent.unref();
-    const spoke = (): void => clearTimeout(silent);
-    socket.once('data', spoke);
-    socket.once('close', spoke);
+    socket.once('close', () => clearTimeout(silent));
   });
 
   const queued = new WeakMap<Socket, { count: number; paused: boolean }>();
