@@ -3,6 +3,7 @@ import type { Lobby } from '../../core/lobby.js';
 import type { Refusal, Room } from '../../core/types.js';
 import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
 import { errors, type ErrorCode } from '../../protocol/errors.js';
+import { pairingLog } from '../../ops/pairing-log.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
 import { matchAnswer } from '../match-answer.js';
@@ -91,6 +92,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
   const clientAddress = clientAddressOf(options.proxyProtocol ? false : options.trustProxy);
   const maxTimeoutS = matchTimeoutMs / 1000;
   const shutdownWrites: Promise<void>[] = [];
+  const logPairing = pairingLog(app.log);
 
   function timeoutMs(seconds: number | undefined): number {
     if (seconds === undefined) return matchTimeoutMs;
@@ -135,13 +137,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       case 'matched': {
         const { peer } = outcome;
         if (!outcome.initiator) {
-          // A code is the partners' shared secret: the line says a code was used, never which.
-          const where = wanted.room.kind === 'pool' ? { pool: wanted.room.name } : { room: 'code' };
-          // `across`: the waiter was held by another process (a shared backend); left out otherwise.
-          request.log.info(
-            { ...where, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: peer.owner === lobby.owner ? undefined : true },
-            'paired',
-          );
+          logPairing({ room: wanted.room, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: peer.owner !== lobby.owner });
         }
         if (format === 'text') return reply.type('text/plain; charset=utf-8').send(peer.address);
         return reply.send(matchAnswer(wanted.room, joined.address, outcome, wanted.answerMeta));

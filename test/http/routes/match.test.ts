@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ask, eventually, json, startServer, TestClient, type Answer, type TestServer } from '../../helpers/server.js';
 
@@ -215,12 +216,23 @@ describe.each([
     await first;
     const paired = server.logs.slice(before).filter((line) => line.msg === 'paired');
     expect(paired).toHaveLength(1);
-    expect(paired[0]).toMatchObject({
+    // pino's own fields first (level, time, bindings), then the pairing's, then the message.
+    const [line] = paired;
+    if (line === undefined) throw new Error('no paired line');
+    expect(Object.keys(line)).toEqual(['level', 'time', 'pid', 'hostname', 'pool', 'matchId', 'waiter', 'arrival', 'msg']);
+    expect(line).toEqual({
       level: 30,
+      time: line.time,
+      pid: process.pid,
+      hostname: hostname(),
       pool: 'logged',
+      matchId: line.matchId,
       waiter: `127.0.0.1:${a.localPort}`,
       arrival: `127.0.0.1:${b.localPort}`,
+      msg: 'paired',
     });
+    expect(Math.abs(Number(line.time) - Date.now())).toBeLessThan(5000);
+    expect(line.matchId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });
 
