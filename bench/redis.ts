@@ -90,7 +90,9 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 };
 
-export async function redisBench(options: RedisBenchOptions): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean }> {
+export async function redisBench(
+  options: RedisBenchOptions,
+): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean; ratio: number }> {
   requireTool('redis-server', 'redis-server');
   const port = await freePort();
   const [cmd, args] = onCore(options.where.load, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
@@ -157,8 +159,9 @@ export async function redisBench(options: RedisBenchOptions): Promise<{ lines: s
     lines.push(`  ${'metric'.padEnd(20)}${setups.map((s) => s.name.padStart(20)).join('')}`);
     for (const name of names) lines.push(`  ${name.padEnd(20)}${setups.map((s) => fmt(combined[s.name]?.[name]).padStart(20)).join('')}`);
     const memory = combined[setups[0]?.name ?? '']?.['pairs/s'] ?? Number.NaN;
-    lines.push(`  redis, 1 process ÷ memory: ${fmt((combined[setups[1]?.name ?? '']?.['pairs/s'] ?? Number.NaN) / memory)}x pairs/s`);
-    return { lines, rows: [{ workload: 'redis', figures: combined, problems }], failed: problems.length > 0 };
+    const ratio = (combined[setups[1]?.name ?? '']?.['pairs/s'] ?? Number.NaN) / memory;
+    lines.push(`  redis, 1 process ÷ memory: ${fmt(ratio)}x pairs/s`);
+    return { lines, rows: [{ workload: 'redis', figures: combined, problems }], failed: problems.length > 0, ratio };
   } finally {
     redis.kill('SIGTERM');
     await new Promise((resolve) => (redis.exitCode !== null ? resolve(undefined) : redis.once('exit', resolve)));

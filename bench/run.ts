@@ -11,6 +11,7 @@
  *   npm run bench -- --url https://host:3030 --cacert ca.pem   # an already running server, no baseline
  *   npm run bench -- --redis                        # pairing through Redis (bench/redis.ts)
  *   npm run bench -- --ws                           # the WebSocket transport against bare ws (bench/ws.ts)
+ *   npm run bench -- --floor                        # also pairup's own work without its framework (bench/core-server.ts)
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -37,11 +38,12 @@ const { values: args } = parseArgs({
     'churn-concurrency': { type: 'string', default: '32' },
     'h2-sessions': { type: 'string', default: '4' },
     'h2-streams': { type: 'string', default: '25' },
-    only: { type: 'string', default: 'storm,h2,churn,pipelined,verified,rendezvous' },
+    only: { type: 'string', default: 'storm,h2,churn,pipelined,verified,rendezvous,redis,ws' },
     url: { type: 'string' },
     cacert: { type: 'string' },
     redis: { type: 'boolean', default: false },
     ws: { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: false },
   },
 });
 
@@ -206,8 +208,21 @@ const fmt = (value: number | undefined): string =>
         ? value.toFixed(1)
         : value.toFixed(2);
 
-const ALL_KINDS: readonly ServerKind[] = ['pairup', 'baseline', 'baseline-payload'];
-const LABEL: Readonly<Record<ServerKind, string>> = { pairup: 'pairup', baseline: 'baseline', 'baseline-payload': 'payload', 'ws-baseline': 'ws' };
+// --floor: pairup's own work without its framework too (bench/core-server.ts), where it is comparable.
+/** One line of the summary: a workload's figure as a ratio, and its target if it has one. */
+function row(workload: string, figure: string, ratio: number, target: string, met: boolean | undefined): string {
+  const verdict = met === undefined ? '' : met ? 'met' : 'NOT MET';
+  return `  ${workload.padEnd(12)}${figure.padEnd(42)}${fmt(ratio).padStart(8)}  ${target.padEnd(8)}  ${verdict}`;
+}
+
+const ALL_KINDS: readonly ServerKind[] = ['pairup', 'baseline', 'baseline-payload', ...(args.floor ? (['pairup-core'] as const) : [])];
+const LABEL: Readonly<Record<ServerKind, string>> = {
+  pairup: 'pairup',
+  baseline: 'baseline',
+  'baseline-payload': 'payload',
+  'pairup-core': 'core',
+  'ws-baseline': 'ws',
+};
 const where = placement();
 
 async function main(): Promise<void> {
@@ -225,24 +240,18 @@ async function main(): Promise<void> {
     await writeFile(tls.keyFile, pem.key);
     ca = pem.cert;
   }
-  const selected = new Set(args.only.split(','));
+  // --redis and --ws: that workload alone (as `--only redis`, `--only ws`).
+  const selected = new Set(args.redis || args.ws ? [...(args.redis ? ['redis'] : []), ...(args.ws ? ['ws'] : [])] : args.only.split(','));
+  const known = new Set([...workloads.map((w) => w.name), 'redis', 'ws']);
+  for (const name of selected) if (!known.has(name)) throw new Error(`--only: no workload ${name}; there are ${[...known].join(', ')}`);
+  // One line per target, every workload's, printed last.
+  const summary: string[] = [];
   const rows: Record<string, unknown>[] = [];
   const lines: string[] = [];
   let failed = false;
   try {
-    if (args.redis) {
-      const redis = await redisBench({ durationS, rounds, connections, tls, dir, where });
-      lines.push(...redis.lines);
-      rows.push(...redis.rows);
-      failed ||= redis.failed;
-    }
-    if (args.ws) {
-      const ws = await wsBench({ durationS, rounds, tls, ca, dir, where, waiters: Math.min(waiters, 5000) });
-      lines.push(...ws.lines);
-      rows.push(...ws.rows);
-      failed ||= ws.failed;
-    }
-    for (const workload of workloads.filter((w) => !args.redis && !args.ws && selected.has(w.name))) {
+    for (const workload of workloads) {
+      if (!selected.has(workload.name)) continue;
       const kinds: ServerKind[] = args.url === undefined ? [...(workload.kinds ?? ALL_KINDS)] : ['pairup'];
       // Rounds alternate the order of the servers, so that drift in the machine's speed hits all.
       const runs: Partial<Record<ServerKind, Measured[]>> = {};
@@ -276,6 +285,7 @@ async function main(): Promise<void> {
         problems,
       });
       lines.push('', `${workload.name} — ${workload.describe}`);
+      if (workload.targets.length === 0) summary.push(row(workload.name, 'answers checked, errors', Number.NaN, '0 errors', problems.length === 0));
       if (problems.length > 0) {
         lines.push(`  FAIL: ${problems.join('; ')}`);
         continue;
@@ -294,11 +304,34 @@ async function main(): Promise<void> {
           .join('');
         lines.push(`  ${name.padEnd(16)}${cells}${ratios}`);
       }
+      const core = measured['pairup-core']?.result.metrics;
+      if (core !== undefined) {
+        const of = (kind: ServerKind, name: string): string => fmt((core[name] ?? 0) / (measured[kind]?.result.metrics[name] ?? Number.NaN));
+        lines.push(
+          `  floor: pairup's own work without its framework (core): ${of('baseline', 'answers/s')}x baseline's answers/s, ` +
+            `${of('baseline-payload', 'answers/s')}x payload's; ${of('baseline-payload', 'cpu µs/answer')}x payload's CPU per answer`,
+        );
+      }
       for (const { target, ratio, met } of verdicts) {
+        summary.push(row(workload.name, `${target.metric} ÷ ${LABEL[target.against]}`, ratio, `${target.better === 'higher' ? '>=' : '<='} ${target.ratio}`, met));
         lines.push(
           `  target: ${target.metric} ${target.better === 'higher' ? '>=' : '<='} ${target.ratio}x ${target.against}: ${fmt(ratio)}x ${met === undefined ? '(no baseline)' : met ? 'met' : 'NOT MET'}`,
         );
       }
+    }
+    if (selected.has('redis') && args.url === undefined) {
+      const redis = await redisBench({ durationS, rounds, connections, tls, dir, where });
+      lines.push(...redis.lines);
+      rows.push(...redis.rows);
+      failed ||= redis.failed;
+      summary.push(row('redis', 'pairs/s, Redis ÷ in memory (1 process)', redis.ratio, 'none', undefined));
+    }
+    if (selected.has('ws') && args.url === undefined) {
+      const ws = await wsBench({ durationS, rounds, tls, ca, dir, where, waiters: Math.min(waiters, 5000) });
+      lines.push(...ws.lines);
+      rows.push(...ws.rows);
+      failed ||= ws.failed;
+      summary.push(row('ws', 'cpu µs/pairing ÷ ws', ws.ratio, '<= 1.3', !ws.failed));
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -310,7 +343,8 @@ async function main(): Promise<void> {
     (where.server === undefined
       ? 'server and load generator share the cores (fewer than two cores, or no taskset): figures are shared'
       : `server pinned to core ${where.server}, load generator to core ${where.load}`);
-  process.stdout.write(`pairup benchmark, ${new Date().toISOString()}, ${machine}, ${how}\n${lines.join('\n')}\n`);
+  const table = summary.length === 0 ? [] : ['', 'summary', `  ${'workload'.padEnd(12)}${'figure'.padEnd(42)}${'ratio'.padStart(8)}  ${'target'.padEnd(8)}`, ...summary];
+  process.stdout.write(`pairup benchmark, ${new Date().toISOString()}, ${machine}, ${how}\n${[...lines, ...table].join('\n')}\n`);
   const results = new URL('results/', import.meta.url);
   await mkdir(results, { recursive: true });
   await writeFile(

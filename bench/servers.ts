@@ -5,8 +5,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onCore } from './tools.js';
 
-/** pairup, the minimal baseline, and the baseline answering exactly pairup's headers and fields. */
-export type ServerKind = 'pairup' | 'baseline' | 'baseline-payload' | 'ws-baseline';
+/**
+ * pairup, the minimal baseline, the baseline answering exactly pairup's headers and fields, pairup's
+ * own work without its framework (bench/core-server.ts, `--floor`), and the bare WebSocket server.
+ */
+export type ServerKind = 'pairup' | 'baseline' | 'baseline-payload' | 'pairup-core' | 'ws-baseline';
+
+const SCRIPTS: Readonly<Record<Exclude<ServerKind, 'pairup'>, string>> = {
+  baseline: 'bench/baseline.ts',
+  'baseline-payload': 'bench/baseline.ts',
+  'pairup-core': 'bench/core-server.ts',
+  'ws-baseline': 'bench/ws-baseline.ts',
+};
 
 export interface RunningServer {
   readonly kind: ServerKind;
@@ -55,7 +65,7 @@ export async function startServer(
     ...nodeArgs,
     ...(kind === 'pairup'
       ? [fileURLToPath(new URL('dist/main.js', ROOT))]
-      : ['--import', TSX, fileURLToPath(new URL(kind === 'ws-baseline' ? 'bench/ws-baseline.ts' : 'bench/baseline.ts', ROOT))]),
+      : ['--import', TSX, fileURLToPath(new URL(SCRIPTS[kind], ROOT))]),
   ];
   const logFile = join(dir, `${kind}.log`);
   const out = openSync(logFile, 'w');

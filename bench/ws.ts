@@ -172,7 +172,9 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 };
 
-export async function wsBench(options: WsBenchOptions): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean }> {
+export async function wsBench(
+  options: WsBenchOptions,
+): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean; ratio: number }> {
   const kinds: ServerKind[] = ['pairup', 'ws-baseline'];
   const figures = new Map<ServerKind, Record<string, number>[]>();
   for (let round = 0; round < options.rounds; round++) {
@@ -232,5 +234,5 @@ export async function wsBench(options: WsBenchOptions): Promise<{ lines: string[
   const ratio = (combined.pairup['cpu µs/pairing'] ?? Number.NaN) / (combined['ws-baseline']['cpu µs/pairing'] ?? Number.NaN);
   const met = ratio <= 1.3;
   lines.push(`  target: cpu µs/pairing <= 1.3x ws: ${fmt(ratio)}x ${met ? 'met' : 'NOT MET'}`);
-  return { lines, rows: [{ workload: 'ws', figures: combined, target: { ratio, met } }], failed: !met };
+  return { lines, rows: [{ workload: 'ws', figures: combined, target: { ratio, met } }], failed: !met, ratio };
 }
