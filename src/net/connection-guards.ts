@@ -105,7 +105,14 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     }
     if (res.socket !== null) return; // answered in turn, not queued behind another
     let state = queued.get(socket);
-    if (state === undefined) queued.set(socket, (state = { count: 0, paused: false }));
+    if (state === undefined) {
+      queued.set(socket, (state = { count: 0, paused: false }));
+      // A connection that pipelines is read through its JavaScript stream from now on (a 'data'
+      // listener makes Node's parser stop reading the TLS stream directly), where pause() stops
+      // reading between chunks. Paused while read directly, the parser failed the rest of the
+      // chunk (HPE_PAUSED: a 400 and the connection closed).
+      socket.on('data', ignore);
+    }
     const own = state;
     if (++own.count >= limit && !own.paused) {
       own.paused = true;
@@ -124,6 +131,10 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     };
     res.once('finish', release).once('close', release);
   });
+}
+
+function ignore(): void {
+  // The parser is Node's own 'data' listener; this one only switches the connection's reading.
 }
 
 function hasBody(raw: IncomingMessage): boolean {
