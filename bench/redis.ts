@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { freePort, startServer, type RunningServer } from './servers.js';
-import { cpuTimeMs, onCore, requireTool, type Placement } from './tools.js';
+import { cpuTimeMs, median, onCore, requireTool, type Placement } from './tools.js';
 import { wrk } from './workloads/native.js';
 
 interface RedisFigures {
@@ -84,11 +84,6 @@ function processTree(pid: number | undefined): number[] {
 
 const cpuOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
 
 export async function redisBench(
   options: RedisBenchOptions,

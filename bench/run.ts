@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { generateDevCertificate } from '../src/net/dev-certificate.js';
 import { h1Get } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
-import { cpuTimeMs, pinSelf, placement } from './tools.js';
+import { cpuTimeMs, median, pinSelf, placement } from './tools.js';
 import { redisBench } from './redis.js';
 import { wsBench } from './ws.js';
 import { h2load, wrk } from './workloads/native.js';
@@ -155,11 +155,6 @@ interface Measured {
 
 /** Rounds combined: the median of each figure, every problem, the most waiters left behind. */
 function combine(all: readonly Measured[]): Measured {
-  const median = (values: number[]): number => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-  };
   const names = Object.keys(all[0]?.result.metrics ?? {});
   return {
     result: {

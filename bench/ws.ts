@@ -13,7 +13,7 @@ import { setMaxListeners } from 'node:events';
 import { WebSocket } from 'ws';
 import { h1Get } from './client.js';
 import { memoryOf, startServer, type RunningServer, type ServerKind } from './servers.js';
-import { cpuTimeMs, type Placement } from './tools.js';
+import { cpuTimeMs, median, type Placement } from './tools.js';
 
 export interface WsBenchOptions {
   readonly durationS: number;
@@ -166,11 +166,6 @@ async function memoryPerRequest(server: RunningServer, ca: string, n: number): P
   return (held - idle) / 1024 / n;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
 
 export async function wsBench(
   options: WsBenchOptions,
