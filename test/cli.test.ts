@@ -4,16 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runNode, spawnServer, type Finished } from './helpers/process.js';
+import { nodeArgs, runNode, spawnServer, type Finished } from './helpers/process.js';
 import { SAMPLE_MATCH, ScriptedServer } from './helpers/scripted-server.js';
 import { ask, eventually, startServer, TestClient, type TestServer } from './helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 
 /** Runs `pairup ARGS` as the installed command would, to completion (stderr is not a terminal). */
 function pairup(args: string[]): Promise<Finished> {
-  return runNode(['--import', TSX, CLI, ...args]);
+  return runNode([...nodeArgs(CLI), ...args]);
 }
 
 let server: TestServer;
@@ -72,7 +71,7 @@ describe('pairup find', () => {
 
   it('shows the time waited on stderr when stderr is a terminal, and clears it', async () => {
     // script(1) gives the command a terminal; what the terminal showed comes out on its stdout.
-    const command = [process.execPath, '--import', TSX, CLI, 'find', server.origin, '--pool', 'tty-alone', '--cacert', cacert, '--timeout', '1.5']
+    const command = [process.execPath, ...nodeArgs(CLI), 'find', server.origin, '--pool', 'tty-alone', '--cacert', cacert, '--timeout', '1.5']
       .map((word) => `'${word}'`)
       .join(' ');
     const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });

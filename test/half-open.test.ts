@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCertificate } from './helpers/server.js';
+import { nodeArgs } from './helpers/process.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 const tag = `pu${process.pid % 100000}`;
 const SERVER_NS = `${tag}s`;
 const CLIENT_NS = `${tag}c`;
@@ -116,7 +116,7 @@ describe('half-open connections', () => {
       context.skip(`cannot create a network namespace here (${reason}); CI runs this as root`);
       return;
     }
-    const server = start(SERVER_NS, ['--import', TSX, MAIN], {
+    const server = start(SERVER_NS, nodeArgs(MAIN), {
       HOST: '0.0.0.0',
       PORT: String(PORT),
       TLS_CERT: join(dir, 'cert.pem'),

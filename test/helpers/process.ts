@@ -1,9 +1,42 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
+const MAIN = join(SRC, 'main.ts');
 const TSX = import.meta.resolve('tsx');
+
+/** The build of a file of src/ (src/cli.ts: dist/cli.js). */
+const builtOf = (source: string): string => join(DIST, relative(SRC, source)).replace(/\.ts$/, '.js');
+
+let distIsCurrent: boolean | undefined;
+
+/**
+ * Whether dist/ holds the build of src/ as it is now (as `npm ci` leaves it): every source file the
+ * server build compiles is there, built after the source was last changed.
+ */
+function distCurrent(): boolean {
+  if (distIsCurrent !== undefined) return distIsCurrent;
+  const sources = (readdirSync(SRC, { recursive: true }) as string[])
+    .filter((name) => name.endsWith('.ts') && !name.startsWith('browser') && !name.startsWith('demo'))
+    .map((name) => join(SRC, name));
+  distIsCurrent = sources.every((source) => {
+    const built = builtOf(source);
+    return existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs;
+  });
+  return distIsCurrent;
+}
+
+/**
+ * How node runs a file of src/: its build when dist/ is current, else the source through tsx. The
+ * build is the same code, and spares each process about a second of tsx's module loader.
+ */
+export function nodeArgs(source: string): string[] {
+  return source.startsWith(SRC) && distCurrent() ? [builtOf(source)] : ['--import', TSX, source];
+}
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -25,11 +58,12 @@ function parse(text: string): Record<string, unknown> | undefined {
 }
 
 /**
- * Runs src/main.ts as `npm start` would (or the script and arguments in `entry`), in `cwd`, with
+ * Runs src/main.ts as `npm start` would (its build when dist/ is current: {@link nodeArgs}), or the script and arguments in `entry`, in `cwd`, with
  * exactly `env` (plus PATH, and ADMIN_PORT=0 unless `env` sets it: tests must not share port 9464).
  */
 export function spawnServer(env: Record<string, string>, cwd: string, entry: readonly string[] = [MAIN]): ServerProcess {
-  const child = spawn(process.execPath, ['--import', TSX, ...entry], {
+  const [script = MAIN, ...args] = entry;
+  const child = spawn(process.execPath, [...nodeArgs(script), ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', ADMIN_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
