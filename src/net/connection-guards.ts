@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { MAX_HEADER_BYTES } from '../protocol/schemas.js';
 
-type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs' | 'maxStreamsPerConnection'>;
+type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs'>;
 
 /** What shutdown needs from the guards. */
 export interface ConnectionGuards {
@@ -18,9 +18,9 @@ export interface ConnectionGuards {
 }
 
 /**
- * What the server does to connections around their requests: cut slow, silent and idle ones, bound
- * what one HTTP/1.1 connection may queue, probe for clients that vanished without closing, and log
- * failed handshakes quietly. No connection outlives its purpose: each is either waiting for an
+ * What the server does to connections around their requests: cut slow, silent and idle ones, read
+ * pipelining HTTP/1.1 connections so that Node can stop reading them, probe for clients that vanished
+ * without closing, and log failed handshakes quietly. No connection outlives its purpose: each is either waiting for an
  * answer, sending a request, or closed within a deadline.
  */
 export function guardConnections(server: Http2SecureServer, config: GuardConfig, log: FastifyBaseLogger): ConnectionGuards {
@@ -63,10 +63,14 @@ class Unfinished {
  *
  * Silent connections: one that has sent nothing `idleTimeoutMs` after its TLS handshake is closed.
  *
- * Pipelining: Node parses every request a client sends ahead and queues their answers in order, and
- * each queued request costs about 2 KB; closing a connection is quadratic in what it queued. Once
- * `maxStreamsPerConnection` requests wait behind the one being answered, the connection is not read
- * until answers go out (what was already read, at most one chunk, is still parsed).
+ * Pipelining: Node parses every request a client sends ahead and queues their answers in order. It
+ * bounds the answers queued unwritten itself: past the socket's high-water mark of them (16 KiB) it
+ * stops reading the connection until they go out (what was already read, at most one chunk, is
+ * still parsed). Requests waiting for a peer queue no answer, so a connection is read on while they
+ * wait, and sees its client leave: how many it can hold is bounded by MAX_WAITING_PER_IP and
+ * MAX_WAITING. (A pause of its own past `maxStreamsPerConnection` queued requests was undone by Node
+ * itself, which resumes the connection after every request it parses; and a connection not read
+ * does not see its client leave.)
  */
 function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: Unfinished): void {
   const http1 = server as Http2SecureServer & {
@@ -93,8 +97,7 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     socket.once('close', () => clearTimeout(silent));
   });
 
-  const queued = new WeakMap<Socket, { count: number; paused: boolean }>();
-  const limit = config.maxStreamsPerConnection;
+  const pipelining = new WeakSet<Socket>();
   server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
     if (raw.httpVersionMajor !== 1) return;
     const socket = raw.socket;
@@ -103,33 +106,13 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
       const done = unfinished.track(() => socket.destroy());
       raw.once('end', done).once('close', done);
     }
-    if (res.socket !== null) return; // answered in turn, not queued behind another
-    let state = queued.get(socket);
-    if (state === undefined) {
-      queued.set(socket, (state = { count: 0, paused: false }));
-      // A connection that pipelines is read through its JavaScript stream from now on (a 'data'
-      // listener makes Node's parser stop reading the TLS stream directly), where pause() stops
-      // reading between chunks. Paused while read directly, the parser failed the rest of the
-      // chunk (HPE_PAUSED: a 400 and the connection closed).
-      socket.on('data', ignore);
-    }
-    const own = state;
-    if (++own.count >= limit && !own.paused) {
-      own.paused = true;
-      socket.pause();
-    }
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      if (--own.count < limit && own.paused) {
-        own.paused = false;
-        // Node pauses a connection itself while its answers cannot be written out, and resumes it
-        // when they can: not ours to resume then.
-        if ((socket as Socket & { _paused?: boolean })._paused !== true) socket.resume();
-      }
-    };
-    res.once('finish', release).once('close', release);
+    if (res.socket !== null || pipelining.has(socket)) return; // answered in turn, or switched already
+    pipelining.add(socket);
+    // A connection that pipelines is read through its JavaScript stream from now on (a 'data'
+    // listener makes Node's parser stop reading the TLS stream directly). Node pauses such a
+    // connection itself while its queued answers cannot go out; paused while its parser read the TLS
+    // stream directly, the rest of the chunk failed (HPE_PAUSED: a 400 and the connection closed).
+    socket.on('data', ignore);
   });
 }
 
