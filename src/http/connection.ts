@@ -84,3 +84,49 @@ function onSocketClose(socket: Socket, callback: () => void): () => void {
   const own = watchers;
   return () => own.delete(callback);
 }
+
+/** What Node's HTTP/1.1 server marks on a connection's socket while it does not read it. */
+type ServerSocket = Socket & { _paused?: boolean };
+
+/**
+ * True while Node does not read the HTTP/1.1 connection of this response: it stops once the answers
+ * queued behind the one being written reach 16 KiB (or the client stops reading them), until they
+ * go out. A connection not read does not show its client leaving, so a request waiting on it must
+ * not be handed out as a partner.
+ */
+export function connectionNotRead(res: RawResponse): boolean {
+  if ('stream' in res) return false;
+  const socket: ServerSocket | null = socketOf(res);
+  return socket?._paused === true;
+}
+
+/** Callbacks of requests waiting on an HTTP/1.1 connection, told when Node stops reading it. */
+const notReadWatchers = Symbol('pairup.notReadWatchers');
+type WatchedSocket = Socket & { [notReadWatchers]?: Set<() => void> };
+
+/** Calls `onNotRead` once if Node stops reading this response's HTTP/1.1 connection while it waits. */
+export function watchNotRead(res: RawResponse, onNotRead: () => void): () => void {
+  if ('stream' in res) return noop;
+  const socket: WatchedSocket | null = socketOf(res);
+  if (socket === null) return noop;
+  // On the socket itself, not in a WeakMap: this is on every waiting request's path.
+  const watchers = (socket[notReadWatchers] ??= new Set());
+  watchers.add(onNotRead);
+  return () => watchers.delete(onNotRead);
+}
+
+/**
+ * Node has stopped reading this HTTP/1.1 connection (the connection guards see it on the request
+ * that made it stop): every request waiting on it is told, once.
+ */
+export function connectionStopped(socket: Socket): void {
+  const watched: WatchedSocket = socket;
+  const watchers = watched[notReadWatchers];
+  if (watchers === undefined || watchers.size === 0) return;
+  watched[notReadWatchers] = undefined;
+  for (const watcher of watchers) watcher();
+}
+
+function noop(): void {
+  // Nothing to stop watching.
+}

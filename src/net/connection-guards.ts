@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
+import { connectionStopped } from '../http/connection.js';
 import { MAX_HEADER_BYTES } from '../protocol/schemas.js';
 
 type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs'>;
@@ -66,11 +67,13 @@ class Unfinished {
  * Pipelining: Node parses every request a client sends ahead and queues their answers in order. It
  * bounds the answers queued unwritten itself: past the socket's high-water mark of them (16 KiB) it
  * stops reading the connection until they go out (what was already read, at most one chunk, is
- * still parsed). Requests waiting for a peer queue no answer, so a connection is read on while they
- * wait, and sees its client leave: how many it can hold is bounded by MAX_WAITING_PER_IP and
- * MAX_WAITING. (A pause of its own past `maxStreamsPerConnection` queued requests was undone by Node
- * itself, which resumes the connection after every request it parses; and a connection not read
- * does not see its client leave.)
+ * still parsed). A connection not read does not show its client leaving: a request waiting for a
+ * peer on it could be handed out after its client had gone. So when Node stops reading a
+ * connection, the requests waiting on it are told (`connectionStopped`) and answered at once (429
+ * `too_many_pipelined`), and none is let wait on it until it is read again. Requests waiting for a
+ * peer queue no answer themselves: how many one connection holds is bounded by MAX_WAITING_PER_IP
+ * and MAX_WAITING. (A pause of its own past `maxStreamsPerConnection` queued requests was undone by
+ * Node, which resumes the connection after every request it parses.)
  */
 function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: Unfinished): void {
   const http1 = server as Http2SecureServer & {
@@ -106,6 +109,9 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
       const done = unfinished.track(() => socket.destroy());
       raw.once('end', done).once('close', done);
     }
+    // Node stopped reading the connection as this request came (answers queued behind a waiting
+    // request reached its limit): the requests waiting on it are answered now, not left blind.
+    if ((socket as Socket & { _paused?: boolean })._paused === true) connectionStopped(socket);
     if (res.socket !== null || pipelining.has(socket)) return; // answered in turn, or switched already
     pipelining.add(socket);
     // A connection that pipelines is read through its JavaScript stream from now on (a 'data'

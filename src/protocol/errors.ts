@@ -54,6 +54,11 @@ export const errors = Object.freeze({
     'this address already has %s requests waiting (MAX_WAITING_PER_IP)',
     1,
   ),
+  too_many_pipelined: def(
+    'too_many_pipelined',
+    429,
+    'the answers pipelined behind this request filled its connection; send requests for a peer on a connection of their own, or wait for answers before sending more',
+  ),
   too_many_messages: def('too_many_messages', 429, 'more than %s WebSocket messages in one second (WS_MAX_MESSAGES_PER_S)', 1),
   headers_too_large: def('headers_too_large', 431, 'request headers are too large'),
   internal_error: def('internal_error', 500, 'internal server error'),

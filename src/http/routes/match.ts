@@ -7,7 +7,7 @@ import { pairingLog } from '../../ops/pairing-log.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
 import { matchAnswer } from '../match-answer.js';
-import { connectionId, responseGone, watchResponse, type RawResponse } from '../connection.js';
+import { connectionId, connectionNotRead, responseGone, watchNotRead, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
@@ -124,8 +124,17 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       connection: connectionId(request.raw),
       meta: wanted.meta,
       timeoutMs: wanted.timeoutMs,
-      isGone: () => responseGone(res),
-      watch: (onGone) => watchResponse(res, onGone),
+      // A connection Node no longer reads would not show its client leaving: a request on it does
+      // not wait (nor is handed out), it is answered too_many_pipelined.
+      isGone: () => responseGone(res) || connectionNotRead(res),
+      watch: (onGone) => {
+        const unwatch = watchResponse(res, onGone);
+        const unwatchNotRead = watchNotRead(res, onGone);
+        return () => {
+          unwatch();
+          unwatchNotRead();
+        };
+      },
     });
     // Paired or refused at once (the common case with the in-memory queue): answered in this turn.
     const outcome = joined.result ?? (await joined.outcome);
@@ -161,7 +170,8 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
           .send(entry.message);
       }
       case 'gone':
-        // Its client is gone: there is nobody to answer.
+        // Its connection is not read (it is answered), or its client is gone: nobody to answer.
+        if (!responseGone(res) && connectionNotRead(res)) throw new ApiError('too_many_pipelined');
         return reply.hijack();
     }
   }
