@@ -84,7 +84,6 @@ function processTree(pid: number | undefined): number[] {
 
 const cpuOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
 
-
 export async function redisBench(
   options: RedisBenchOptions,
 ): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean; ratio: number }> {

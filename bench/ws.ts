@@ -166,7 +166,6 @@ async function memoryPerRequest(server: RunningServer, ca: string, n: number): P
   return (held - idle) / 1024 / n;
 }
 
-
 export async function wsBench(
   options: WsBenchOptions,
 ): Promise<{ lines: string[]; rows: Record<string, unknown>[]; failed: boolean; ratio: number }> {

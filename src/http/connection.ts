@@ -46,7 +46,8 @@ export function responseGone(res: RawResponse): boolean {
 
 /**
  * Watches for the client going away before its answer was written: the response's 'close' with
- * the response not ended. Listening on the response, not the socket, keeps keep-alive connections
+ * the response not ended, or (HTTP/1.1) Node no longer reading its connection, where it could
+ * leave unseen ({@link connectionNotRead}). Listening on the response, not the socket, keeps keep-alive connections
  * free of accumulating listeners, and it fires for both GET and POST (a request's own 'close'
  * fires as soon as a POST body has been read). A pipelined response still queued behind another
  * gets no 'close' of its own when the connection drops (Node only aborts its request), so it is
@@ -57,12 +58,19 @@ export function watchResponse(res: RawResponse, onGone: () => void): () => void 
     if (!res.writableEnded) onGone();
   };
   res.on('close', onClose);
-  const queuedOn = 'stream' in res || res.socket !== null ? null : res.req.socket;
-  if (queuedOn === null) return () => res.off('close', onClose);
-  const unwatchSocket = onSocketClose(queuedOn, onClose);
+  if ('stream' in res) return () => res.off('close', onClose);
+  const unwatchNotRead = onNotRead(res, onGone);
+  if (res.socket !== null) {
+    return () => {
+      res.off('close', onClose);
+      unwatchNotRead();
+    };
+  }
+  const unwatchSocket = onSocketClose(res.req.socket, onClose);
   return () => {
     res.off('close', onClose);
     unwatchSocket();
+    unwatchNotRead();
   };
 }
 
@@ -88,31 +96,44 @@ function onSocketClose(socket: Socket, callback: () => void): () => void {
 /** What Node's HTTP/1.1 server marks on a connection's socket while it does not read it. */
 type ServerSocket = Socket & { _paused?: boolean };
 
+/** Responses let go because Node was not reading their connection: they are still answered. */
+const letGoUnread = new WeakSet<ServerResponse>();
+
 /**
  * True while Node does not read the HTTP/1.1 connection of this response: it stops once the answers
  * queued behind the one being written reach 16 KiB (or the client stops reading them), until they
  * go out. A connection not read does not show its client leaving, so a request waiting on it must
- * not be handed out as a partner.
+ * not be handed out as a partner. Remembered ({@link wasLetGoUnread}): by the time the request's
+ * outcome is read, the connection may be read again.
  */
 export function connectionNotRead(res: RawResponse): boolean {
   if ('stream' in res) return false;
   const socket: ServerSocket | null = socketOf(res);
-  return socket?._paused === true;
+  if (socket?._paused !== true) return false;
+  letGoUnread.add(res);
+  return true;
+}
+
+/** Whether this request was let go because its connection was not read (it is answered, 429). */
+export function wasLetGoUnread(res: RawResponse): boolean {
+  return !('stream' in res) && letGoUnread.has(res);
 }
 
 /** Callbacks of requests waiting on an HTTP/1.1 connection, told when Node stops reading it. */
 const notReadWatchers = Symbol('pairup.notReadWatchers');
 type WatchedSocket = Socket & { [notReadWatchers]?: Set<() => void> };
 
-/** Calls `onNotRead` once if Node stops reading this response's HTTP/1.1 connection while it waits. */
-export function watchNotRead(res: RawResponse, onNotRead: () => void): () => void {
-  if ('stream' in res) return noop;
+function onNotRead(res: ServerResponse, onGone: () => void): () => void {
   const socket: WatchedSocket | null = socketOf(res);
   if (socket === null) return noop;
+  const watcher = (): void => {
+    letGoUnread.add(res);
+    onGone();
+  };
   // On the socket itself, not in a WeakMap: this is on every waiting request's path.
   const watchers = (socket[notReadWatchers] ??= new Set());
-  watchers.add(onNotRead);
-  return () => watchers.delete(onNotRead);
+  watchers.add(watcher);
+  return () => watchers.delete(watcher);
 }
 
 /**

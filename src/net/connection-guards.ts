@@ -20,9 +20,9 @@ export interface ConnectionGuards {
 
 /**
  * What the server does to connections around their requests: cut slow, silent and idle ones, read
- * pipelining HTTP/1.1 connections so that Node can stop reading them, probe for clients that vanished
- * without closing, and log failed handshakes quietly. No connection outlives its purpose: each is either waiting for an
- * answer, sending a request, or closed within a deadline.
+ * pipelining HTTP/1.1 connections so that Node can stop reading them, probe for clients that
+ * vanished without closing, and log failed handshakes quietly. No connection outlives its purpose:
+ * each is either waiting for an answer, sending a request, or closed within a deadline.
  */
 export function guardConnections(server: Http2SecureServer, config: GuardConfig, log: FastifyBaseLogger): ConnectionGuards {
   const unfinished = new Unfinished();

@@ -7,7 +7,7 @@ import { pairingLog } from '../../ops/pairing-log.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
 import { matchAnswer } from '../match-answer.js';
-import { connectionId, connectionNotRead, responseGone, watchNotRead, watchResponse, type RawResponse } from '../connection.js';
+import { connectionId, connectionNotRead, responseGone, wasLetGoUnread, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
@@ -116,9 +116,6 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     // A client that left while its body was read is not queued: nobody could be told of the match.
     if (responseGone(res)) return reply.hijack();
     const { ip, via } = clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
-    // Whether the request was let go because Node stopped reading its connection (it is answered
-    // then), as seen when it was: by the time its outcome is read, the connection may be read again.
-    const seen = { notRead: false };
     const joined = lobby.join({
       room: wanted.room,
       limitKey: limitKey(ip, ipv6PrefixBits),
@@ -129,18 +126,8 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       timeoutMs: wanted.timeoutMs,
       // A connection Node no longer reads would not show its client leaving: a request on it does
       // not wait (nor is handed out), it is answered too_many_pipelined.
-      isGone: () => responseGone(res) || (seen.notRead ||= connectionNotRead(res)),
-      watch: (onGone) => {
-        const unwatch = watchResponse(res, onGone);
-        const unwatchNotRead = watchNotRead(res, () => {
-          seen.notRead = true;
-          onGone();
-        });
-        return () => {
-          unwatch();
-          unwatchNotRead();
-        };
-      },
+      isGone: () => responseGone(res) || connectionNotRead(res),
+      watch: (onGone) => watchResponse(res, onGone),
     });
     // Paired or refused at once (the common case with the in-memory queue): answered in this turn.
     const outcome = joined.result ?? (await joined.outcome);
@@ -177,7 +164,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       }
       case 'gone':
         // Its connection is not read (it is answered), or its client is gone: nobody to answer.
-        if (seen.notRead && !responseGone(res)) throw new ApiError('too_many_pipelined');
+        if (wasLetGoUnread(res) && !responseGone(res)) throw new ApiError('too_many_pipelined');
         return reply.hijack();
     }
   }
