@@ -44,8 +44,8 @@ interface Shared {
 
 function answer(res: Http2ServerResponse, text: boolean, self: string, peer: string, shared?: Shared, initiator = false): void {
   if (text) {
-    res.writeHead(200, shared === undefined ? { 'content-type': 'text/plain' } : { ...FULL_TEXT_HEADERS, 'content-length': Buffer.byteLength(peer) });
-    res.end(peer);
+    res.writeHead(200, shared === undefined ? { 'content-type': 'text/plain' } : { ...FULL_TEXT_HEADERS, 'content-length': Buffer.byteLength(peer) + 1 });
+    res.end(`${peer}\n`);
     return;
   }
   if (shared === undefined) {

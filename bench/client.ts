@@ -56,3 +56,15 @@ export function h2Get(session: ClientHttp2Session, path: string, signal?: AbortS
     stream.on('error', reject);
   });
 }
+
+/** Waiters a server still holds (GET /healthz), 0 expected after a workload, once aborted clients have been noticed. */
+export async function leftWaiting(origin: string, ca: string): Promise<number> {
+  let waiting = Number.NaN;
+  for (let i = 0; i < 40; i++) {
+    const { body } = await h1Get(new URL(origin), '/healthz', { ca, agent: false });
+    waiting = (JSON.parse(body) as { waiting: number }).waiting;
+    if (waiting === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return waiting;
+}

@@ -15,9 +15,11 @@ import { loadConfig } from '../src/config.js';
 import { Lobby } from '../src/core/lobby.js';
 import type { Outcome, Room } from '../src/core/types.js';
 import { connectionId, responseGone, watchResponse } from '../src/http/connection.js';
+import { iceServersOf } from '../src/http/ice-servers.js';
 import { matchAnswer } from '../src/http/match-answer.js';
 import { securityHeaders } from '../src/http/security-headers.js';
 import { clientAddressOf, formatAddress, limitKey } from '../src/net/address.js';
+import { LogDestination } from '../src/ops/log-destination.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { pairingLog } from '../src/ops/pairing-log.js';
 import { MemoryQueue } from '../src/queue/memory.js';
@@ -25,9 +27,13 @@ import { MemoryQueue } from '../src/queue/memory.js';
 const config = loadConfig(process.env);
 const metrics = new Metrics(config.metricsMaxPools);
 const lobby = new Lobby({ queue: new MemoryQueue(), limits: config, observer: metrics });
-const logger = pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 }));
+const logger = pino({ level: config.logLevel }, new LogDestination({ out: process.stdout }));
 const logPairing = pairingLog(logger);
 const clientAddress = clientAddressOf(config.trustProxy);
+// As pairup by default: its STUN responder on the number of the HTTPS port, named by the request's host.
+let listening: number | undefined;
+const iceServers = iceServersOf({ publicHost: config.publicHost, stunPort: () => listening, turn: undefined });
+const hostOf = (authority: string): string => (authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : (authority.split(':', 1)[0] ?? ''));
 // What every pairup answer carries with the default CORS_ORIGINS (`*`).
 const common = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after', ...securityHeaders() };
 const TEXT = { ...common, 'content-type': 'text/plain; charset=utf-8' };
@@ -57,8 +63,11 @@ function findPeer(req: Http2ServerRequest, res: Http2ServerResponse, room: Room,
     if (outcome.kind !== 'matched') return answer(res, outcome.kind === 'timeout' ? 408 : 503, TEXT, outcome.kind);
     const { peer } = outcome;
     if (!outcome.initiator) logPairing({ room, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: false });
-    if (text) answer(res, 200, TEXT, peer.address);
-    else answer(res, 200, JSON_TYPE, JSON.stringify(matchAnswer(room, joined.address, outcome, false)));
+    if (text) answer(res, 200, TEXT, `${peer.address}\n`);
+    else {
+      const ice = iceServers(hostOf(req.headers.host ?? req.headers[':authority'] ?? ''), outcome.matchId);
+      answer(res, 200, JSON_TYPE, JSON.stringify(matchAnswer(room, joined.address, outcome, ice, false)));
+    }
   };
   if (joined.result !== undefined) write(joined.result);
   else void joined.outcome.then(write);
@@ -77,6 +86,7 @@ metrics.watchConnections(server);
 
 server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
   const address = server.address();
+  listening = typeof address === 'object' && address !== null ? address.port : undefined;
   process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address !== null ? address.port : 0 })}\n`);
 });
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));

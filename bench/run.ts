@@ -12,15 +12,19 @@
  *   npm run bench -- --redis                        # pairing through Redis (bench/redis.ts)
  *   npm run bench -- --ws                           # the WebSocket transport against bare ws (bench/ws.ts)
  *   npm run bench -- --floor                        # also pairup's own work without its framework (bench/core-server.ts)
+ *   npm run bench -- --only groups                  # groups of 4 against pairs (bench/groups.ts)
+ *   npm run bench -- --before REF --rounds 3        # this build against REF's: storm and rendezvous (bench/before.ts)
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDevCertificate } from '../src/net/dev-certificate.js';
-import { h1Get } from './client.js';
+import { leftWaiting } from './client.js';
 import { startServer, type RunningServer, type ServerKind } from './servers.js';
-import { cpuTimeMs, median, pinSelf, placement } from './tools.js';
+import { cpuTimeMs, fmt, median, pinSelf, placement } from './tools.js';
+import { beforeBench } from './before.js';
+import { groupsBench } from './groups.js';
 import { redisBench } from './redis.js';
 import { wsBench } from './ws.js';
 import { h2load, wrk } from './workloads/native.js';
@@ -38,14 +42,17 @@ const { values: args } = parseArgs({
     'churn-concurrency': { type: 'string', default: '32' },
     'h2-sessions': { type: 'string', default: '4' },
     'h2-streams': { type: 'string', default: '25' },
-    only: { type: 'string', default: 'storm,h2,churn,pipelined,verified,rendezvous,redis,ws' },
+    only: { type: 'string' },
     url: { type: 'string' },
     cacert: { type: 'string' },
     redis: { type: 'boolean', default: false },
     ws: { type: 'boolean', default: false },
     floor: { type: 'boolean', default: false },
+    before: { type: 'string' },
   },
 });
+
+const EVERY = 'storm,h2,churn,pipelined,verified,rendezvous,groups,redis,ws';
 
 function positive(name: string, raw: string | undefined): number {
   const value = Number(raw);
@@ -136,18 +143,6 @@ const workloads: Workload[] = [
   },
 ];
 
-/** Waiters left behind after a workload (0 expected), once aborted clients have been noticed. */
-async function leftWaiting(origin: string, ca: string): Promise<number> {
-  let waiting = Number.NaN;
-  for (let i = 0; i < 40; i++) {
-    const { body } = await h1Get(new URL(origin), '/healthz', { ca, agent: false });
-    waiting = (JSON.parse(body) as { waiting: number }).waiting;
-    if (waiting === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return waiting;
-}
-
 interface Measured {
   readonly result: WorkloadResult;
   readonly left: number;
@@ -194,15 +189,6 @@ async function measure(
   }
 }
 
-const fmt = (value: number | undefined): string =>
-  value === undefined || Number.isNaN(value)
-    ? '-'
-    : Math.abs(value) >= 100
-      ? value.toFixed(0)
-      : Math.abs(value) >= 10
-        ? value.toFixed(1)
-        : value.toFixed(2);
-
 // --floor: pairup's own work without its framework too (bench/core-server.ts), where it is comparable.
 /** One line of the summary: a workload's figure as a ratio, and its target if it has one. */
 function row(workload: string, figure: string, ratio: number, target: string, met: boolean | undefined): string {
@@ -221,6 +207,13 @@ const LABEL: Readonly<Record<ServerKind, string>> = {
 const where = placement();
 
 async function main(): Promise<void> {
+  // --redis, --ws and --before REF: that workload alone (as `--only redis`, `--only ws`, `--only before`),
+  // unless --only names others too.
+  const flagged = [...(args.redis ? ['redis'] : []), ...(args.ws ? ['ws'] : []), ...(args.before === undefined ? [] : ['before'])];
+  const selected = new Set(args.only !== undefined ? [...args.only.split(','), ...flagged] : flagged.length > 0 ? flagged : EVERY.split(','));
+  const known = new Set([...workloads.map((w) => w.name), 'groups', 'redis', 'ws', 'before']);
+  for (const name of selected) if (!known.has(name)) throw new Error(`--only: no workload ${name}; there are ${[...known].join(', ')}`);
+  if (selected.has('before') && args.before === undefined) throw new Error('--only before: name the build to compare with, --before REF');
   // This process is the load generator (autocannon, the rendezvous clients), and wrk and h2load
   // inherit its core.
   pinSelf(where.load);
@@ -235,10 +228,6 @@ async function main(): Promise<void> {
     await writeFile(tls.keyFile, pem.key);
     ca = pem.cert;
   }
-  // --redis and --ws: that workload alone (as `--only redis`, `--only ws`).
-  const selected = new Set(args.redis || args.ws ? [...(args.redis ? ['redis'] : []), ...(args.ws ? ['ws'] : [])] : args.only.split(','));
-  const known = new Set([...workloads.map((w) => w.name), 'redis', 'ws']);
-  for (const name of selected) if (!known.has(name)) throw new Error(`--only: no workload ${name}; there are ${[...known].join(', ')}`);
   // One line per target, every workload's, printed last.
   const summary: string[] = [];
   const rows: Record<string, unknown>[] = [];
@@ -313,6 +302,23 @@ async function main(): Promise<void> {
           `  target: ${target.metric} ${target.better === 'higher' ? '>=' : '<='} ${target.ratio}x ${target.against}: ${fmt(ratio)}x ${met === undefined ? '(no baseline)' : met ? 'met' : 'NOT MET'}`,
         );
       }
+    }
+    if (selected.has('groups') && args.url === undefined) {
+      const groups = await groupsBench({ durationS, rounds, connections, tls, ca, dir, where });
+      lines.push(...groups.lines);
+      rows.push(...groups.rows);
+      failed ||= groups.failed;
+      summary.push(row('groups', 'answers checked, errors', Number.NaN, '0 errors', !groups.failed));
+      summary.push(row('groups', 'answers/s, groups of 4 ÷ pairs', groups.ratio, 'none', undefined));
+    }
+    if (selected.has('before') && args.before !== undefined && args.url === undefined) {
+      const before = await beforeBench({ ref: args.before, durationS, rounds, connections, waiters, via, tls, ca, dir, where });
+      lines.push(...before.lines);
+      rows.push(...before.rows);
+      failed ||= before.failed;
+      summary.push(row('before', 'answers checked, errors', Number.NaN, '0 errors', before.problems.length === 0));
+      summary.push(row('before', 'storm cpu µs/answer, now ÷ before', before.cpu, `<= ${fmt(1 + before.noise)}`, before.cpu <= 1 + before.noise));
+      summary.push(row('before', 'rendezvous KiB/waiter, now ÷ before', before.memory, '<= 1.05', before.memory <= 1.05));
     }
     if (selected.has('redis') && args.url === undefined) {
       const redis = await redisBench({ durationS, rounds, connections, tls, dir, where });

@@ -45,6 +45,8 @@ export async function startServer(
   nodeArgs: readonly string[] = [],
   /** Extra environment variables. */
   extraEnv: Readonly<Record<string, string>> = {},
+  /** pairup's entry module: another build's `dist/main.js` (`--before`); default this checkout's. */
+  main: string = fileURLToPath(new URL('dist/main.js', ROOT)),
 ): Promise<RunningServer> {
   const env = {
     ...(kind === 'baseline-payload' ? { BASELINE_PAYLOAD: 'pairup' } : {}),
@@ -56,15 +58,16 @@ export async function startServer(
     PORT: '0',
     TLS_CERT: tls.certFile,
     TLS_KEY: tls.keyFile,
-    // Every benchmark client comes from 127.0.0.1: the per-IP cap (64 by default) would refuse them.
+    // Every benchmark client comes from 127.0.0.1: the per-IP caps (64 by default) would refuse them.
     MAX_WAITING_PER_IP: '0',
+    MAX_RELAYS_PER_IP: '0',
     NODE_ENV: 'production',
     ...extraEnv,
   };
   const args = [
     ...nodeArgs,
     ...(kind === 'pairup'
-      ? [fileURLToPath(new URL('dist/main.js', ROOT))]
+      ? [main]
       : ['--import', TSX, fileURLToPath(new URL(SCRIPTS[kind], ROOT))]),
   ];
   const logFile = join(dir, `${kind}.log`);

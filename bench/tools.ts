@@ -55,3 +55,14 @@ export function median(values: readonly number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
 }
+
+/** How far apart some figures are: (largest - smallest) / median; 0 for one figure. */
+export function spread(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : (Math.max(...values) - Math.min(...values)) / median(values);
+}
+
+/** A figure as the tables print it: three significant digits or so, '-' for none. */
+export function fmt(value: number | undefined): string {
+  if (value === undefined || Number.isNaN(value)) return '-';
+  return Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 10 ? value.toFixed(1) : value.toFixed(2);
+}

@@ -21,6 +21,7 @@ await build({
   bundle: true,
   format: 'esm',
   target: 'es2022',
+  sourcemap: true,
   outfile: new URL('../dist/browser/pairup.js', import.meta.url).pathname,
   logLevel: 'warning',
 });

@@ -6,25 +6,32 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { connectPeer, DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, type FindPeerOptions } from './client/index.js';
+import { APP_PATTERN, hashKey, newKey } from './net/app-keys.js';
+import { connectPeer, DEFAULT_TIMEOUT_MS, findPeer, NoPeerError, PairupError, type FindGroupOptions } from './client/index.js';
 
 const EXIT_MATCHED = 0;
 const EXIT_ERROR = 1;
 const EXIT_NO_PEER = 2;
 
 const USAGE = `usage:
-  pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json]
-  pairup signal URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S]
+  pairup find URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--json] [--key KEY] [--size N [--min M]]
+  pairup signal URL [--pool P | --code C] [--meta JSON] [--cacert FILE] [--timeout S] [--key KEY]
   pairup serve [--workers N]
+  pairup key new --app NAME
   pairup --help | --version
 
 find   asks the pairup server at URL for a peer and prints its address (the whole match as JSON
        with --json). Exit code 0: matched; 2: nobody came within --timeout seconds (default ${DEFAULT_TIMEOUT_MS / 1000});
-       1: any other error, with a one-line message on stderr.
+       1: any other error, with a one-line message on stderr. --size N: a group of N (this one
+       included) instead of a pair, every other member's address printed on a line of its own;
+       --min M: the group may form with M or more once its oldest has waited (the server's FILL_WAIT_MS).
 signal waits for a peer over the server's WebSocket, prints the match as a JSON line, then relays:
        each line read on stdin is sent to the peer (as JSON if it is JSON, else as a string), each
        signal from the peer is printed as a JSON line. Ends when the peer leaves ({"type":"peer_left"},
        exit 0) or stdin ends (the peer is told). Exit codes as for find.
+       --key KEY (or PAIRUP_KEY in the environment): the app key, for a server with APP_KEYS_FILE.
+key new prints a new random app key for app NAME (line 1: give it to the app; it is stored nowhere)
+       and the entry to add to APP_KEYS_FILE's "keys" (line 2: its hash, never the key).
 serve  runs the server, configured by the environment and .env (see README.md); --workers N
        runs N worker processes on the one port (as WORKERS=N; needs REDIS_URL).
 `;
@@ -33,7 +40,7 @@ serve  runs the server, configured by the environment and .env (see README.md); 
 class UsageError extends Error {}
 
 /** The options find and signal share: URL, pool or code, meta, CA, timeout. */
-async function peerOptions(command: string, args: string[], extra: { json?: { type: 'boolean'; default: boolean } } = {}) {
+async function peerOptions(command: string, args: string[], extra: { json?: { type: 'boolean'; default: boolean }; size?: { type: 'string' }; min?: { type: 'string' } } = {}) {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -43,6 +50,7 @@ async function peerOptions(command: string, args: string[], extra: { json?: { ty
       meta: { type: 'string' },
       cacert: { type: 'string' },
       timeout: { type: 'string' },
+      key: { type: 'string' },
       ...extra,
     },
   });
@@ -52,20 +60,37 @@ async function peerOptions(command: string, args: string[], extra: { json?: { ty
   if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new UsageError(`not an https:// URL: ${JSON.stringify(url)}`);
   if (values.pool !== undefined && values.code !== undefined) throw new UsageError('give either --pool or --code, not both');
   const timeoutS = values.timeout === undefined ? DEFAULT_TIMEOUT_MS / 1000 : seconds(values.timeout);
-  const options: FindPeerOptions = {
+  const key = values.key ?? (process.env.PAIRUP_KEY === '' ? undefined : process.env.PAIRUP_KEY);
+  const options: FindGroupOptions = {
     url,
+    ...(typeof values.size === 'string' ? { size: whole('--size', values.size) } : {}),
+    ...(typeof values.min === 'string' ? { min: whole('--min', values.min) } : {}),
     timeoutMs: timeoutS * 1000,
     ...(values.pool === undefined ? {} : { pool: values.pool }),
     ...(values.code === undefined ? {} : { code: values.code }),
     ...(values.meta === undefined ? {} : { meta: parseMeta(values.meta) }),
     ...(values.cacert === undefined ? {} : { ca: await readCa(values.cacert) }),
+    // The command line over the environment: it is the more specific.
+    ...(key === undefined ? {} : { key }),
   };
-  return { options, timeoutS, json: values.json === true };
+  const keyFrom: KeySource = values.key !== undefined ? '--key' : key !== undefined ? 'PAIRUP_KEY' : undefined;
+  return { options, timeoutS, keyFrom, json: values.json === true };
+}
+
+/** Where the key sent came from, to say so when the server refuses it. */
+type KeySource = '--key' | 'PAIRUP_KEY' | undefined;
+
+/** A server's refusal of the key (or of its lack), told with where the key came from or how to give one. */
+function keyRefusal(error: unknown, keyFrom: KeySource): unknown {
+  if (!(error instanceof PairupError) || (error.code !== 'key_required' && error.code !== 'unknown_key')) return error;
+  const how = keyFrom === undefined ? 'give the app key with --key KEY or PAIRUP_KEY' : `the key came from ${keyFrom}`;
+  return new Error(`${error.message} (${error.status} ${error.code}; ${how})`, { cause: error });
 }
 
 async function signal(args: string[]): Promise<number> {
-  const { options, timeoutS } = await peerOptions('signal', args);
-  const peer = await waitFor(() => connectPeer(options), timeoutS);
+  const { options, timeoutS, keyFrom } = await peerOptions('signal', args, { size: { type: 'string' }, min: { type: 'string' } });
+  if ((options.size ?? 2) !== 2 || (options.min ?? 2) !== 2) throw new UsageError('signal relays a pair; for a group, pairup find --size N prints its members (openMesh in pairup/browser relays a group)');
+  const peer = await waitFor(() => connectPeer(options), timeoutS, keyFrom);
   if (peer === undefined) return EXIT_NO_PEER;
   process.stdout.write(`${JSON.stringify({ type: 'matched', ...peer.match })}\n`);
   const lines = createInterface({ input: process.stdin });
@@ -90,24 +115,42 @@ async function signal(args: string[]): Promise<number> {
   return EXIT_MATCHED;
 }
 
+/** A whole number given on the command line (the server says whether it is in range). */
+function whole(flag: string, text: string): number {
+  if (!/^[0-9]{1,6}$/.test(text)) throw new UsageError(`${flag} needs a whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** `pairup key new --app NAME`: a new key, and the line of APP_KEYS_FILE that lets it in. */
+function keyCommand(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { app: { type: 'string' } } });
+  if (positionals.length !== 1 || positionals[0] !== 'new') throw new UsageError('usage: pairup key new --app NAME');
+  const app = values.app;
+  if (app === undefined || !APP_PATTERN.test(app)) throw new UsageError(`--app must be an app name matching ${APP_PATTERN.source}, got ${JSON.stringify(app ?? '')}`);
+  const key = newKey();
+  process.stdout.write(`${key}\n${JSON.stringify({ app, sha256: hashKey(key) })}\n`);
+  return EXIT_MATCHED;
+}
+
 async function find(args: string[]): Promise<number> {
-  const { options, timeoutS, json } = await peerOptions('find', args, { json: { type: 'boolean', default: false } });
-  const match = await waitFor(() => findPeer(options), timeoutS);
+  const { options, timeoutS, keyFrom, json } = await peerOptions('find', args, { json: { type: 'boolean', default: false }, size: { type: 'string' }, min: { type: 'string' } });
+  const match = await waitFor(() => findPeer(options), timeoutS, keyFrom);
   if (match === undefined) return EXIT_NO_PEER;
-  // JSON.stringify escapes control characters; the address was checked against the protocol's pattern.
-  process.stdout.write(json ? `${JSON.stringify(match)}\n` : `${match.peer}\n`);
+  // JSON.stringify escapes control characters; the addresses were checked against the protocol's pattern.
+  const text = 'members' in match ? match.members.map((member) => `${member.address}\n`).join('') : `${match.peer}\n`;
+  process.stdout.write(json ? `${JSON.stringify(match)}\n` : text);
   return EXIT_MATCHED;
 }
 
 /** Runs `call` with the progress line shown; undefined (and a line on stderr) when nobody came. */
-async function waitFor<T>(call: () => Promise<T>, timeoutS: number): Promise<T | undefined> {
+async function waitFor<T>(call: () => Promise<T>, timeoutS: number, keyFrom: KeySource): Promise<T | undefined> {
   const stopProgress = showProgress();
   let result: T;
   try {
     result = await call();
   } catch (error) {
     stopProgress(); // before the line, which it would erase
-    if (!(error instanceof NoPeerError)) throw error;
+    if (!(error instanceof NoPeerError)) throw keyRefusal(error, keyFrom);
     process.stderr.write(`pairup: nobody came within ${timeoutS} s\n`);
     return undefined;
   }
@@ -169,6 +212,8 @@ async function main(argv: string[]): Promise<number> {
       return find(rest);
     case 'signal':
       return signal(rest);
+    case 'key':
+      return keyCommand(rest);
     case 'serve': {
       const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
       if (values.workers !== undefined) {

@@ -7,16 +7,18 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import dotenv from 'dotenv';
-import pino from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, parseTurnSecrets, type Config } from './config.js';
+import { configWarnings } from './config-warnings.js';
 import { Lobby } from './core/lobby.js';
 import { RelayHub } from './core/relay.js';
 import { buildApp, type TlsMaterial } from './http/app.js';
+import { AppKeys, AppKeysError, formatOf, parseAppKeys, type AppKey } from './net/app-keys.js';
 import { CertificateError, checkCertificatePair, expiryOf, reloadCertificates } from './net/certificates.js';
-import { ensureDevCertificate } from './net/dev-certificate.js';
-import { startStunResponder, type StunResponder } from './net/stun.js';
+import { ensureDevCertificate, LOCAL_HOSTS, machineHosts } from './net/dev-certificate.js';
+import { startStunResponder, StunBindError, type StunResponder } from './net/stun.js';
 import { buildAdmin, processSource } from './ops/admin.js';
+import { LOG_DRAIN_MS, openLog } from './ops/log-destination.js';
 import { Metrics } from './ops/metrics.js';
 import { openBackend, type Backend } from './queue/backends.js';
 import { BackendUnavailableError } from './queue/seam.js';
@@ -29,7 +31,7 @@ const DUAL_STACK = '::';
 /** A start-up failure that is the operator's to fix: printed as one line, no stack trace. */
 class StartupError extends Error {}
 
-async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?: string }> {
+async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?: string; devCertHosts?: readonly string[] }> {
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
     const read = async (key: string, file: string): Promise<string> => {
       try {
@@ -51,21 +53,51 @@ async function loadTls(config: Config): Promise<{ tls: TlsMaterial; devCertFile?
   if (config.production) {
     throw new StartupError('TLS_CERT and TLS_KEY must be set when NODE_ENV=production (no development certificate)');
   }
-  const dev = await ensureDevCertificate(resolve(DEV_CERTS_DIR));
-  return { tls: dev, devCertFile: `${DEV_CERTS_DIR}/dev-cert.pem` };
+  const hosts = config.devCertHosts === 'auto' ? machineHosts() : config.devCertHosts;
+  const dev = await ensureDevCertificate(resolve(DEV_CERTS_DIR), hosts);
+  return { tls: dev, devCertFile: `${DEV_CERTS_DIR}/dev-cert.pem`, devCertHosts: [...LOCAL_HOSTS, ...hosts] };
+}
+
+/** TURN_SECRET_FILE's secrets (one, or two while rolling), kept out of the environment. */
+async function loadTurnSecrets(config: Config): Promise<readonly string[] | undefined> {
+  if (config.turnSecretFile === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(config.turnSecretFile, 'utf8');
+  } catch (error) {
+    throw new StartupError(`TURN_SECRET_FILE cannot be read: ${(error as Error).message}`);
+  }
+  // One per line or comma-separated; the file's final newline is not part of a secret.
+  return parseTurnSecrets('TURN_SECRET_FILE', text.trim().split(/\s*[\n,]\s*/).join(','));
+}
+
+/** APP_KEYS_FILE's keys (JSON or YAML), checked whole: a file that does not read or parse is refused entire. */
+async function readAppKeys(file: string): Promise<ReadonlyMap<string, AppKey>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new AppKeysError(`cannot be read: ${(error as Error).message}`, file);
+  }
+  return parseAppKeys(text, formatOf(file, text), file);
 }
 
 async function main(): Promise<void> {
-  dotenv.config({ quiet: true });
+  const { parsed } = dotenv.config({ quiet: true });
+  // Before anything else is said, a refused value included: a misspelt setting explains whatever
+  // happens next. Workers read the same files and environment, so only the first process says it.
+  if (cluster.isPrimary) {
+    for (const warning of configWarnings(Object.keys(parsed ?? {}), Object.keys(process.env))) process.stderr.write(`pairup: warning: ${warning}\n`);
+  }
   const config = loadConfig(process.env);
   // WORKERS>1: this process only starts and watches the workers, each of which runs the rest.
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const worker = cluster.isWorker;
-  const { tls, devCertFile } = await loadTls(config);
-  // Buffered: under load, log lines go out 4 KiB at a time instead of one write(2) per pairing
-  // (a line per pairing cost a quarter of the pairings per second), and at most 200 ms late when
-  // quiet. pino flushes what is left when the process exits.
-  const logStream = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 200 });
+  const { tls, devCertFile, devCertHosts } = await loadTls(config);
+  // Batched (4 KiB at a time, at most 200 ms late), and never in the way of serving or exiting,
+  // whatever reads standard output (src/ops/log-destination.ts).
+  const logStream = await openLog(config.logFormat, process.stdout, () => app.log);
+  process.once('exit', logStream.flush);
   const metrics = config.adminPort === 0 ? undefined : new Metrics(config.metricsMaxPools);
   // A worker's metrics are read by the primary, which serves the admin listener for all of them.
   if (worker && metrics !== undefined) {
@@ -90,11 +122,36 @@ async function main(): Promise<void> {
     limits: config,
     ...(metrics === undefined ? {} : { observer: metrics }),
     ...(backend.peers === undefined ? {} : { peers: backend.peers }),
+    secretKey: backend.secretKey,
     onError: (error) => app.log.error({ err: error }, 'queue failure'),
   });
-  const relay = new RelayHub(owner, backend.peers);
-  const app = buildApp(config, { lobby, tls, logStream, relay, ...(metrics === undefined ? {} : { metrics }) });
-  await backend.start({ offered: (id, offer) => lobby.offered(id, offer), relayed: (to, message) => relay.receive(to, message) });
+  const relay = new RelayHub(owner, backend.relay);
+  const turnSecrets = await loadTurnSecrets(config);
+  let appKeys: AppKeys | undefined;
+  if (config.appKeysFile !== undefined) {
+    try {
+      appKeys = new AppKeys(await readAppKeys(config.appKeysFile));
+    } catch (error) {
+      throw new StartupError((error as Error).message);
+    }
+  }
+  const app = buildApp(config, {
+    lobby,
+    tls,
+    logStream,
+    relay,
+    ledger: backend.ledger,
+    stunPort: () => stun?.port,
+    ...(turnSecrets === undefined ? {} : { turnSecrets }),
+    ...(appKeys === undefined ? {} : { appKeys, counter: backend.counter }),
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+  await backend.start({
+    offered: (id, offer) => lobby.offered(id, offer),
+    held: (id, offer) => lobby.held(id, offer),
+    decided: (id, groupId, decision) => lobby.decided(id, groupId, decision),
+    relayed: (to, message) => relay.receive(to, message),
+  });
   let ready = false;
   const state = { ready: () => ready && backend.healthy, waiting: () => lobby.waiting };
   const admin =
@@ -121,12 +178,17 @@ async function main(): Promise<void> {
       if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error');
       else app.log.info({ signal }, 'shutting down');
       certificates?.close();
-      // The public listener first (it answers every waiter), with STUN; then the admin listener,
-      // which says "not ready" until the end; then the queue backend.
+      // The lobby this process made first: every waiter of every transport is answered (a long-poll
+      // would otherwise hold the listener's close for its whole timeout). Then the public listener
+      // (each plugin's preClose lets its answers out), with STUN; then the admin listener, which says
+      // "not ready" until the end; then the queue backend.
+      app.log.info({ waiters: lobby.close() }, 'shutting down: answered every waiter');
       await Promise.all([app.close(), stun?.close()]);
       await admin?.close();
       await backend.close();
       app.log.info('closed');
+      // The last lines get a moment to go out; a reader that does not take them does not hold the exit.
+      await logStream.drained(Math.min(LOG_DRAIN_MS, config.shutdownGraceMs / 2));
     },
   );
   if (worker) serveWorker(() => ({ ready: state.ready(), waiting: state.waiting() }), close);
@@ -139,6 +201,16 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {
     if (certificates === undefined) app.log.info('SIGHUP: no TLS_CERT and TLS_KEY to reload (development certificate)');
     else void certificates.reload('SIGHUP');
+    const { appKeysFile } = config;
+    if (appKeys === undefined || appKeysFile === undefined) return;
+    // A file that does not parse leaves the keys as they were: a typo does not lock every app out.
+    readAppKeys(appKeysFile).then(
+      (keys) => {
+        appKeys.replace(keys);
+        app.log.info({ keys: keys.size }, 'SIGHUP: app keys reloaded');
+      },
+      (error: unknown) => app.log.error({ reason: (error as Error).message }, 'app keys reload refused; still using the previous keys'),
+    );
   });
 
   let host = config.host;
@@ -162,12 +234,14 @@ async function main(): Promise<void> {
   if (config.stunPort !== 0) {
     const stunPort = config.stunPort === 'same' ? port : config.stunPort;
     try {
-      stun = await startStunResponder(host, stunPort, app.log);
+      stun = await startStunResponder(host, stunPort, app.log, config.stunAltPort === undefined ? {} : { altPort: config.stunAltPort });
     } catch (error) {
       await app.close();
-      throw new StartupError(`cannot listen for STUN on UDP ${host}:${stunPort}: ${(error as Error).message}`);
+      const failed = error instanceof StunBindError ? error.port : stunPort;
+      throw new StartupError(`cannot listen for STUN on UDP ${host}:${failed}: ${(error as Error).message}`);
     }
-    app.log.info({ port: stun.port }, `STUN responder listening on UDP port ${stun.port}`);
+    const alt = stun.altPort === undefined ? '' : `, and on ${stun.altPort} for NAT discovery (STUN_ALT_PORT)`;
+    app.log.info({ port: stun.port, altPort: stun.altPort }, `STUN responder listening on UDP port ${stun.port}${alt}`);
   }
   const answered = stun;
   metrics?.setSources({
@@ -187,6 +261,11 @@ async function main(): Promise<void> {
     app.log.info(
       { cert: devCertFile },
       `development certificate in use; try: curl --cacert ${devCertFile} https://localhost:${port}/`,
+    );
+    // A browser shows a warning page instead of the demo until the certificate is trusted.
+    app.log.info(
+      { cert: devCertFile, hosts: devCertHosts },
+      `browsers warn about the development certificate until ${devCertFile} is trusted (certs/README.md); it covers ${(devCertHosts ?? []).join(', ')}; DEV_CERT_HOSTS adds names and addresses`,
     );
   }
 }

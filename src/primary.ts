@@ -15,6 +15,7 @@ import pino from 'pino';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { buildAdmin } from './ops/admin.js';
+import { LOG_DRAIN_MS, openLog } from './ops/log-destination.js';
 
 /** How long the primary waits for a worker's state before counting it not ready. */
 const STATE_TIMEOUT_MS = 1000;
@@ -39,7 +40,10 @@ export function serveWorker(state: () => WorkerState, close: () => void): void {
 }
 
 export async function runPrimary(config: Config): Promise<void> {
-  const log = pino({ level: config.logLevel });
+  // The workers' log and the primary's share standard output, each through its own destination.
+  const destination = await openLog(config.logFormat, process.stdout, () => log);
+  process.once('exit', destination.flush);
+  const log = pino({ level: config.logLevel }, destination);
   const registry = new Registry();
   const workersGauge = new Gauge({ name: 'pairup_workers', help: 'Worker processes running (WORKERS).', registers: [registry] });
   const restarts = new Counter({ name: 'pairup_worker_restarts_total', help: 'Workers that died and were started again.', registers: [registry] });
@@ -60,13 +64,14 @@ export async function runPrimary(config: Config): Promise<void> {
     if (closing) return;
     if (starting) {
       // It could not start (it said why on stderr): so would the next one.
-      log.error({ pid: worker.process.pid, code, signal }, 'a worker exited while starting: stopping');
+      log.error({ workerPid: worker.process.pid, code, signal }, 'a worker exited while starting: stopping');
       void stop(1);
       return;
     }
     restarts.inc();
     const lived = Date.now() - started;
-    log.warn({ pid: worker.process.pid, code, signal }, 'a worker died: starting another');
+    // `pid` is the primary's own (every line has it): the worker's is named apart.
+    log.warn({ workerPid: worker.process.pid, code, signal }, 'a worker died: starting another');
     if (lived < RESTART_DELAY_MS) setTimeout(() => closing || fork(), RESTART_DELAY_MS);
     else fork();
   });
@@ -125,6 +130,7 @@ export async function runPrimary(config: Config): Promise<void> {
       clearTimeout(late);
       await admin?.close();
       log.info('closed');
+      await destination.drained(Math.min(LOG_DRAIN_MS, config.shutdownGraceMs / 2));
       process.exit(code);
     })());
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -84,9 +84,19 @@ describe('pairup find', () => {
     expect(screen.endsWith('\r\x1b[2Kpairup: nobody came within 1.5 s\r\n')).toBe(true);
   });
 
-  it('exits 1 naming an untrusted certificate', async () => {
-    const run = await pairup(['find', server.origin, '--timeout', '5']);
-    expect(run).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${server.origin}: self-signed certificate\n` });
+  it('tells to use https:// when given http://, for find and signal', async () => {
+    const http = server.origin.replace('https:', 'http:');
+    const hint = `(pairup serves HTTPS only: use https://${new URL(server.origin).host})`;
+    const [found, signalled] = await Promise.all([pairup(['find', http, '--timeout', '5']), pairup(['signal', http, '--timeout', '5'])]);
+    expect(found).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${http}: other side closed ${hint}\n` });
+    expect(signalled).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot open a WebSocket to ${http.replace('http:', 'ws:')} ${hint}\n` });
+  });
+
+  it('exits 1 naming an untrusted certificate, for find and signal', async () => {
+    const [run, signalled] = await Promise.all([pairup(['find', server.origin, '--timeout', '5']), pairup(['signal', server.origin, '--timeout', '5'])]);
+    const why = 'self-signed certificate (not trusted: give its certificate with --cacert FILE, or the ca option)';
+    expect(run).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot reach ${server.origin}: ${why}\n` });
+    expect(signalled).toEqual({ code: 1, stdout: '', stderr: `pairup: cannot open a WebSocket to ${server.origin.replace('https:', 'wss:')}: ${why}\n` });
   });
 });
 
@@ -151,7 +161,7 @@ describe('the package', () => {
     );
     expect({ code, stdout, stderr }).toEqual({
       code: 0,
-      stdout: 'DEFAULT_TIMEOUT_MS NoPeerError PairupError connectPeer findPeer\n',
+      stdout: 'DEFAULT_STUN_TIMEOUT_MS DEFAULT_TIMEOUT_MS NoPeerError PairupError StunError connectPeer discoverNat findPeer punch reportOutcome stunMapping\n',
       stderr: '',
     });
   });
@@ -161,6 +171,6 @@ describe('the package', () => {
       ['--input-type=module', '-e', "const m = await import('pairup/browser'); console.log(Object.keys(m).sort().join(' '))"],
       fileURLToPath(new URL('..', import.meta.url)),
     );
-    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: 'PairupError connectPeer findPeer openDataChannel\n', stderr: '' });
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: 'PairupError connectPeer findPeer openDataChannel openMesh\n', stderr: '' });
   });
 });

@@ -276,8 +276,8 @@ describe('flood of aborting clients', () => {
     try {
       const first = ask(a.client, server.origin, '/?pool=after');
       await eventually(() => server.app.lobby.waiting === 1);
-      expect((await ask(b.client, server.origin, '/?pool=after')).text).toBe(`127.0.0.1:${a.localPort}`);
-      expect((await first).text).toBe(`127.0.0.1:${b.localPort}`);
+      expect((await ask(b.client, server.origin, '/?pool=after')).text).toBe(`127.0.0.1:${a.localPort}\n`);
+      expect((await first).text).toBe(`127.0.0.1:${b.localPort}\n`);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

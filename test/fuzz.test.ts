@@ -90,14 +90,14 @@ describe('HTTP fuzzing', () => {
         if (m === 'HEAD' || answer.status === 204 || answer.status === 308) return;
         if (answer.status === 200) {
           if (answer.headers['content-type'] === 'text/plain; charset=utf-8') {
-            expect(answer.text).toMatch(/^(127\.0\.0\.1|203\.0\.113\.1|1\.1\.1\.1|2\.2\.2\.2):\d+$|^\{"status":"ok"/);
+            expect(answer.text).toMatch(/^(127\.0\.0\.1|203\.0\.113\.1|1\.1\.1\.1|2\.2\.2\.2):\d+\n$|^\{"status":"ok"/);
           } else {
             expect(JSON.parse(answer.text)).toBeTypeOf('object');
           }
           return;
         }
         if (answer.headers['content-type'] === 'text/plain; charset=utf-8') {
-          expect(['timeout waiting for peer', 'server shutting down']).toContain(answer.text);
+          expect(['timeout waiting for peer\n', 'server shutting down\n']).toContain(answer.text);
           return;
         }
         const parsed = JSON.parse(answer.text) as { error?: unknown; message?: unknown };

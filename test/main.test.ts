@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { request } from 'undici';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -139,6 +139,18 @@ describe('start-up errors: one line naming the variable, exit 1, no stack trace'
     expect(proc.stderr).toBe('pairup: MAX_WAITING must be a whole number from 1 to 10000000, got "lots"\n');
   });
 
+  it('warns about unknown variables in .env and misspelt ones in the environment, then starts', async () => {
+    await writeFile(join(dir, '.env'), 'MATCH_TIMOUT_MS=20000\nGREETING=hello\nMAX_WAITING=50\n');
+    const { proc } = await start({ MAX_WAITNG: '5', HOME: '/root' });
+    expect(proc.stderr).toBe(
+      'pairup: warning: .env sets MATCH_TIMOUT_MS, which is not a pairup setting: it is ignored; did you mean MATCH_TIMEOUT_MS?\n' +
+        'pairup: warning: .env sets GREETING, which is not a pairup setting: it is ignored\n' +
+        'pairup: warning: the environment sets MAX_WAITNG, which is not a pairup setting: it is ignored; did you mean MAX_WAITING?\n',
+    );
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+
   it('names a port already in use', async () => {
     const { origin } = await start();
     const port = new URL(origin).port;
@@ -204,6 +216,34 @@ describe('STUN responder', () => {
     expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
 
+  it("names itself in every match's iceServers, with TURN credentials signed with TURN_SECRET_FILE's first secret", async () => {
+    await writeFile(join(dir, 'turn-secret'), 'file-secret-1\nfile-secret-0\n');
+    const { proc, origin, cert } = await start({ TURN_URLS: 'turn:turn.example:3478', TURN_SECRET_FILE: join(dir, 'turn-secret') });
+    const port = Number(new URL(origin).port);
+    await proc.line(/^STUN responder listening/);
+    const [a, b] = [new TestClient(origin, cert), new TestClient(origin, cert)];
+    const first = ask(a.client, origin, '/?code=ice', { headers: { accept: 'application/json' } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = json(await ask(b.client, origin, '/?code=ice', { headers: { accept: 'application/json' } }));
+    await first;
+    await Promise.all([a.close(), b.close()]);
+    const [, turn] = answer.iceServers as { username: string; credential: string }[];
+    expect(answer.iceServers).toEqual([
+      { urls: `stun:127.0.0.1:${port}` },
+      { urls: ['turn:turn.example:3478'], username: turn?.username, credential: createHmac('sha1', 'file-secret-1').update(turn?.username ?? '').digest('base64') },
+    ]);
+    expect(proc.stdout.join('\n')).not.toContain('file-secret');
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('names an unreadable TURN_SECRET_FILE, and exits 1', async () => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', TURN_URLS: 'turn:turn.example', TURN_SECRET_FILE: 'no-such-secret' }, dir);
+    running = proc;
+    expect(await proc.exit).toEqual({ code: 1, signal: null });
+    expect(proc.stderr).toBe("pairup: TURN_SECRET_FILE cannot be read: ENOENT: no such file or directory, open 'no-such-secret'\n");
+  });
+
   it('is off with STUN_PORT=0', async () => {
     const { proc } = await start({ STUN_PORT: '0' });
     proc.child.kill('SIGTERM');
@@ -228,6 +268,25 @@ describe('STUN responder', () => {
       expect(second.stderr).toBe(
         `pairup: cannot listen for STUN on UDP 127.0.0.1:${port}: bind EADDRINUSE 127.0.0.1:${port}\n`,
       );
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+describe('STUN_ALT_PORT', () => {
+  it('names the alternate port when it is taken, and exits 1 (the HTTPS and STUN ports closed again)', async () => {
+    const taken = createSocket('udp4');
+    await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
+    const port = taken.address().port;
+    try {
+      const { cert, key } = await testCertificate();
+      await writeFile(join(dir, 'cert.pem'), cert);
+      await writeFile(join(dir, 'key.pem'), key);
+      const second = spawnServer({ HOST: '127.0.0.1', PORT: '0', STUN_ALT_PORT: String(port), TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem' }, dir);
+      running = second;
+      expect(await second.exit).toEqual({ code: 1, signal: null });
+      expect(second.stderr).toBe(`pairup: cannot listen for STUN on UDP 127.0.0.1:${port}: bind EADDRINUSE 127.0.0.1:${port}\n`);
     } finally {
       taken.close();
     }
@@ -334,6 +393,21 @@ describe('development certificate', () => {
     proc.child.kill('SIGTERM');
     expect(await proc.exit).toEqual({ code: 0, signal: null });
   });
+
+  it('covers DEV_CERT_HOSTS too, and says how to trust it', async () => {
+    const proc = spawnServer({ HOST: '127.0.0.1', PORT: '0', DEV_CERT_HOSTS: 'laptop.lan,192.168.1.20' }, dir);
+    running = proc;
+    await proc.port;
+    const hint = await proc.line(/^browsers warn/);
+    expect([hint.msg, hint.hosts]).toEqual([
+      'browsers warn about the development certificate until certs/dev-cert.pem is trusted (certs/README.md); it covers localhost, 127.0.0.1, ::1, laptop.lan, 192.168.1.20; DEV_CERT_HOSTS adds names and addresses',
+      ['localhost', '127.0.0.1', '::1', 'laptop.lan', '192.168.1.20'],
+    ]);
+    const cert = new X509Certificate(await readFile(join(dir, 'certs', 'dev-cert.pem'), 'utf8'));
+    expect(cert.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:laptop.lan, IP Address:192.168.1.20');
+    proc.child.kill('SIGTERM');
+    expect(await proc.exit).toEqual({ code: 0, signal: null });
+  });
 });
 
 describe('signals', () => {
@@ -357,9 +431,9 @@ describe('signals', () => {
       const started = Date.now();
       proc.child.kill('SIGTERM');
       const [a, b, c] = await answers;
-      expect([a.status, a.text]).toEqual([503, 'server shutting down']);
+      expect([a.status, a.text]).toEqual([503, 'server shutting down\n']);
       expect([b.status, JSON.parse(b.text)]).toEqual([503, { error: 'shutting_down', message: 'server shutting down' }]);
-      expect([c.status, c.text]).toEqual([503, 'server shutting down']);
+      expect([c.status, c.text]).toEqual([503, 'server shutting down\n']);
       expect(await proc.exit).toEqual({ code: 0, signal: null });
       expect(Date.now() - started).toBeLessThan(10_000);
       const logged = proc.stdout.map((line) => JSON.parse(line) as { level: number; msg: string; waiters?: number });

@@ -60,7 +60,7 @@ describe('HTTP/1.1 pipelining', () => {
       const bodies = received().split(/HTTP\/1\.1 /).slice(1).map((answer) => answer.slice(answer.indexOf('\r\n\r\n') + 4));
       expect(JSON.parse(bodies[0] ?? '')).toMatchObject({ pool: 'ahead', peer: `127.0.0.1:${partner.localPort}` });
       expect(JSON.parse(bodies[1] ?? '')).toEqual({ status: 'ok', waiting: 1 });
-      expect(bodies[2]).toBe('timeout waiting for peer');
+      expect(bodies[2]).toBe('timeout waiting for peer\n');
       expect(paired.peer).toBe(`127.0.0.1:${socket.localPort}`);
     } finally {
       socket.destroy();

@@ -26,7 +26,7 @@ describe('shutdown', () => {
       const [text1, json1, text2, json2, posted] = await Promise.all(answers);
       for (const text of [text1, text2]) {
         expect(text?.status).toBe(503);
-        expect(text?.text).toBe('server shutting down');
+        expect(text?.text).toBe('server shutting down\n');
         expect(text?.headers['retry-after']).toBe('5');
       }
       for (const answer of [json1, json2, posted]) {
@@ -59,7 +59,7 @@ describe('shutdown', () => {
     await server.close();
     const text = await received;
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
-    expect(text.endsWith('\r\n\r\nserver shutting down')).toBe(true);
+    expect(text.endsWith('\r\n\r\nserver shutting down\n')).toBe(true);
     expect(server.warnings()).toEqual([]);
   });
 

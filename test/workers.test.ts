@@ -147,7 +147,11 @@ describe('WORKERS', () => {
     // A worker killed with -9 is replaced; the pair of workers pairs again.
     const [victim] = workerPids() as [number];
     process.kill(victim, 'SIGKILL');
-    await running.line(/^a worker died: starting another$/);
+    const died = await running.line(/^a worker died: starting another$/);
+    // The primary's line about a worker names the worker apart from its own pid, once each.
+    expect([died.pid, died.workerPid]).toEqual([primary, victim]);
+    const diedText = running.stdout.filter((text) => text.includes('"msg":"a worker died: starting another"'));
+    expect(diedText.map((text) => text.match(/"pid":/g)?.length)).toEqual([1]);
     await eventually(() => workerPids().length === 3, 5000, 'a third worker');
     const again = await pairUp(origin, 10, 'again');
     expect(again.map((a) => a.status)).toEqual(Array(10).fill(200));

@@ -26,9 +26,11 @@ export interface WrkOptions {
   /** A new TLS connection for every request (`Connection: close`), like a curl loop. */
   readonly close: boolean;
   readonly pool: string;
+  /** Members of the group each request asks for (`&size=`); none: a pair, as plain `?pool=` asks. */
+  readonly size?: number;
 }
 
-/** wrk against one pool; every answer checked by bench/wrk/verify.lua. */
+/** wrk against one pool; every answer checked by bench/wrk/verify.lua (a group's lists size - 1 addresses). */
 export async function wrk(origin: string, options: WrkOptions): Promise<WorkloadResult> {
   requireTool('wrk', 'wrk');
   const out = await run('wrk', [
@@ -38,7 +40,9 @@ export async function wrk(origin: string, options: WrkOptions): Promise<Workload
     '-s',
     VERIFY,
     ...(options.close ? ['-H', 'Connection: close'] : []),
-    `${origin}/?pool=${options.pool}`,
+    `${origin}/?pool=${options.pool}${options.size === undefined ? '' : `&size=${options.size}`}`,
+    '--',
+    String((options.size ?? 2) - 1),
   ]);
   const verify = /verify: (\d+) answered, (\d+) bad, p50 ([\d.]+) ms, p99 ([\d.]+) ms, first bad: (.*)/.exec(out);
   const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? options.durationS);
@@ -58,7 +62,7 @@ export async function wrk(origin: string, options: WrkOptions): Promise<Workload
     },
     problems: [
       ...(verify === null ? [`wrk printed no verification line: ${out.slice(0, 300)}`] : []),
-      ...(bad > 0 ? [`${bad} answers were not 200 with an address (first: ${verify?.[5] ?? ''})`] : []),
+      ...(bad > 0 ? [`${bad} answers were not 200 with ${(options.size ?? 2) - 1} distinct address(es) (first: ${verify?.[5] ?? ''})`] : []),
       ...(timeouts + connectErrors > 0 ? [`${connectErrors} connect errors, ${timeouts} timeouts`] : []),
     ],
   };

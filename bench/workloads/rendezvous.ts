@@ -88,11 +88,19 @@ export async function rendezvous(origin: string, options: RendezvousOptions): Pr
   // Waiter i and partner i must have been told of each other, and nobody else.
   const verifier = new Verifier();
   let wrong = 0;
+  // Statuses other than 200, by status: 408 says a waiter outwaited MATCH_TIMEOUT_MS (a machine too busy), not a wrong pairing.
+  const failed = new Map<number, { count: number; first: string }>();
   for (let i = 0; i < n; i++) {
     const waiter = waiterResults[i];
     const partner = partnerAnswers[i];
     if (waiter?.status !== 200 || partner?.status !== 200) {
-      wrong++;
+      for (const answer of [waiter, partner]) {
+        const status = answer?.status ?? 0;
+        if (status === 200) continue;
+        const seen = failed.get(status);
+        if (seen === undefined) failed.set(status, { count: 1, first: answer?.body.slice(0, 100) ?? '' });
+        else seen.count++;
+      }
       continue;
     }
     const a = verifier.record(waiter.body);
@@ -111,6 +119,12 @@ export async function rendezvous(origin: string, options: RendezvousOptions): Pr
       'pair all s': pairMs / 1000,
       'partner p99 ms': p99,
     },
-    problems: [...verifier.verdict(0), ...(wrong > 0 ? [`${wrong} of ${n} rendezvous wrong or failed`] : [])],
+    problems: [
+      ...verifier.verdict(0),
+      ...(wrong > 0 ? [`${wrong} of ${n} rendezvous told of the wrong partner`] : []),
+      ...(failed.size > 0
+        ? [`answers not 200 (status: count, first body): ${[...failed].map(([status, { count, first }]) => `${status}: ${count}, ${first}`).join('; ')}`]
+        : []),
+    ],
   };
 }

@@ -1,5 +1,7 @@
--- Checks every answer wrk gets: a 200 whose body is exactly an address (`127.0.0.1:PORT`, a text
--- answer), and counts them; `done` prints one line the benchmark reads.
+-- Checks every answer wrk gets: a 200 whose body is exactly the addresses expected (`127.0.0.1:PORT`,
+-- one a line, as a text answer lists them), all distinct, and counts them; `done` prints one line the
+-- benchmark reads. The script's argument (after `--`) is how many addresses an answer lists: 1 for a
+-- pair (the default), N - 1 for a group of N (the other members).
 local threads = {}
 
 function setup(thread)
@@ -10,11 +12,24 @@ function init(args)
   answered = 0
   bad = 0
   first_bad = ""
+  expected = tonumber(args[1]) or 1
+end
+
+-- True when the body is exactly `expected` distinct addresses, each on a line of its own.
+local function well_formed(body)
+  local seen, count, repeated = {}, 0, false
+  local rest = string.gsub(body, "(127%.0%.0%.1:%d+)\n", function(address)
+    repeated = repeated or seen[address] ~= nil
+    seen[address] = true
+    count = count + 1
+    return ""
+  end)
+  return rest == "" and count == expected and not repeated
 end
 
 function response(status, headers, body)
   answered = answered + 1
-  if status ~= 200 or not string.match(body, "^127%.0%.0%.1:%d+$") then
+  if status ~= 200 or not well_formed(body) then
     if bad == 0 then first_bad = status .. " " .. string.sub(body, 1, 80) end
     bad = bad + 1
   end

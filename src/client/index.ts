@@ -9,22 +9,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
 import { request } from 'undici';
-import { MatchWithMeta, type Match } from '../protocol/index.js';
-import { NoPeerError, PairupError, startCall, type FindPeerOptions } from './errors.js';
+import { GroupMatch, MatchWithMeta, type Match } from '../protocol/index.js';
+import { httpsHint, keyHeader, reachFailure, retryFloorMs, startCall, type FindGroupOptions, type FindPeerOptions } from './call.js';
+import { NoPeerError, PairupError } from './errors.js';
 
-export { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, type FindPeerOptions } from './errors.js';
-export { connectPeer, type ChannelEnd, type PeerChannel } from './signal.js';
+export { DEFAULT_TIMEOUT_MS, type FindGroupOptions, type FindPeerOptions } from './call.js';
+export { NoPeerError, PairupError } from './errors.js';
+export { connectPeer, type ChannelEnd, type ConnectPeerOptions, type PeerChannel } from './signal.js';
+export { punch, type PunchedPath, type PunchOptions } from './punch.js';
+export { reportOutcome, type Outcome } from './outcome.js';
+export { DEFAULT_STUN_TIMEOUT_MS, discoverNat, StunError, stunMapping, type NatMapping, type NatOptions, type NatReport } from './nat.js';
 /** The server's answer: where the partner is, and what the two now share (src/protocol). */
-export type { Match } from '../protocol/index.js';
+export type { Match, NatKind, PunchMessage, PunchRequest, PunchStrategy } from '../protocol/index.js';
+/** The answer for a group of more than two: every other member by index, and whom this one offers to. */
+export type { GroupMatch, GroupMember } from '../protocol/index.js';
 
 /** Retry-After assumed when a 429 or 503 does not say. */
 const DEFAULT_RETRY_S = 1;
-/**
- * Two requests start at least this long apart, give or take half of it at random, whatever the
- * server says: a server answering 408 at once, or 503 with `Retry-After: 0`, is not hammered, and
- * clients turned away together do not come back together.
- */
-const MIN_RETRY_INTERVAL_MS = 1000;
 /** How long past its deadline an answer may still arrive (network time for the server's own 408). */
 const ANSWER_GRACE_MS = 1000;
 /** The most of an answer that is read: a match with the largest meta is under 16 KiB. */
@@ -33,6 +34,7 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_MESSAGE_CHARS = 500;
 
 const isMatch = Compile(MatchWithMeta);
+const isGroupMatch = Compile(GroupMatch);
 
 interface ErrorBody {
   readonly error?: unknown;
@@ -41,9 +43,15 @@ interface ErrorBody {
   readonly maxTimeoutS?: unknown;
 }
 
-/** Finds a partner through the pairup server at `options.url`. */
-export async function findPeer(options: FindPeerOptions): Promise<Match> {
+/**
+ * Finds a partner through the pairup server at `options.url`; with `size` above 2, the other members
+ * of a group (a {@link GroupMatch}).
+ */
+export async function findPeer(options: FindPeerOptions & { readonly size?: 2; readonly min?: 2 }): Promise<Match>;
+export async function findPeer(options: FindGroupOptions): Promise<Match | GroupMatch>;
+export async function findPeer(options: FindGroupOptions): Promise<Match | GroupMatch> {
   const { timeoutMs, deadline, dispatcher, own } = startCall(options, true);
+  const grouped = options.size !== undefined && options.size > 2;
   const endpoint = new URL('/', options.url);
   const origin = endpoint.origin;
   // The most the server lets one request wait, once it has said (its 400 invalid_timeout carries it).
@@ -51,7 +59,7 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
   let startedAt = -Infinity;
   /** Waits before the next request: Retry-After, and never sooner than the retry interval allows. */
   const pause = async (retryAfterMs: number): Promise<boolean> => {
-    const floorMs = MIN_RETRY_INTERVAL_MS * (0.5 + Math.random()) - (performance.now() - startedAt);
+    const floorMs = retryFloorMs(startedAt);
     const waitMs = Math.max(retryAfterMs * (1 + Math.random() / 5), floorMs, 0);
     if (performance.now() + waitMs >= deadline) return false;
     await sleep(waitMs, undefined, { signal: options.signal }).catch((error: unknown) => {
@@ -66,7 +74,7 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
       if (remainingMs <= 0) throw new NoPeerError(timeoutMs);
       // Each request asks to wait just what is left, so the server ends it with a clean 408.
       const waitS = Math.min(Math.max(Math.floor(remainingMs) / 1000, 0.001), serverMaxS ?? Infinity);
-      const body = JSON.stringify({ pool: options.pool, code: options.code, timeout: waitS, meta: options.meta });
+      const body = JSON.stringify({ pool: options.pool, code: options.code, timeout: waitS, meta: options.meta, size: options.size, min: options.min });
       // The answer must come (whole) within the wait asked for, plus network time.
       const local = AbortSignal.timeout(Math.ceil(waitS * 1000) + ANSWER_GRACE_MS);
       const signal = options.signal === undefined ? local : AbortSignal.any([options.signal, local]);
@@ -78,7 +86,7 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
         const answer = await request(endpoint, {
           dispatcher,
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          headers: { 'content-type': 'application/json', accept: 'application/json', ...keyHeader(options) },
           body,
           signal,
         });
@@ -89,11 +97,11 @@ export async function findPeer(options: FindPeerOptions): Promise<Match> {
         if (error instanceof PairupError) throw error;
         if (local.aborted) throw new PairupError(status, 'no_answer', `${origin} did not answer in time`, { cause: error });
         const what = status === 0 ? `cannot reach ${origin}` : `lost ${origin} while reading its answer`;
-        throw new PairupError(status, 'unreachable', `${what}: ${(error as Error).message}`, { cause: error });
+        throw new PairupError(status, 'unreachable', `${what}: ${reachFailure(error)}${httpsHint(endpoint)}`, { cause: error });
       }
       const parsed = parseJson(text);
       if (status === 200) {
-        if (isMatch.Check(parsed)) return parsed;
+        if (grouped ? isGroupMatch.Check(parsed) : isMatch.Check(parsed)) return parsed as Match | GroupMatch;
         throw new PairupError(status, 'invalid_answer', `${origin} answered 200 with something that is not a match`);
       }
       const { error: code, message, maxTimeoutS } = (parsed ?? {}) as ErrorBody;

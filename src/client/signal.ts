@@ -9,13 +9,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compile } from 'typebox/compile';
-import { WebSocket, type Dispatcher } from 'undici';
-import { errors, MatchWithMeta, WS_PATH, type Match } from '../protocol/index.js';
-import { DEFAULT_TIMEOUT_MS, NoPeerError, PairupError, startCall, type FindPeerOptions } from './errors.js';
+import { request, WebSocket, type Dispatcher } from 'undici';
+import { errors, MatchWithMeta, MAX_PUNCH_ATTEMPTS, WS_PATH, type Match, type PunchMessage, type PunchRequest } from '../protocol/index.js';
+import { DEFAULT_TIMEOUT_MS, httpsHint, keyHeader, reachFailure, retryFloorMs, startCall, type FindPeerOptions } from './call.js';
+import { NoPeerError, PairupError } from './errors.js';
 
 const isMatch = Compile(MatchWithMeta);
-/** Two joins start at least this long apart, give or take half of it (as findPeer's requests). */
-const MIN_RETRY_INTERVAL_MS = 1000;
 
 /** Why a channel ended: the partner left, this side closed it, or the socket closed (its code). */
 export interface ChannelEnd {
@@ -23,8 +22,23 @@ export interface ChannelEnd {
   readonly code: number;
 }
 
+export interface ConnectPeerOptions extends FindPeerOptions {
+  /**
+   * This side will punch a UDP path (`punch()`): its socket's mapping and NAT (`discoverNat()`). The
+   * server then times an attempt for both sides once matched: `nextPunch()` gives its `punch`.
+   */
+  readonly punch?: PunchRequest;
+}
+
 export interface PeerChannel extends AsyncIterable<unknown> {
   readonly match: Match;
+  /**
+   * The server's next `punch` (a join with `punch` only): the first attempt's, then one per
+   * `punchAgain()`. Rejects once the channel has ended without it.
+   */
+  nextPunch(): Promise<PunchMessage>;
+  /** Asks for another attempt, timed afresh for both sides (3 attempts in all; a fourth is a protocol error). */
+  punchAgain(): void;
   /** Relays `data` (any JSON value) to the partner. Ignored once the channel has ended. */
   send(data: unknown): void;
   /** Leaves: the partner is told `peer_left`. */
@@ -36,7 +50,7 @@ export interface PeerChannel extends AsyncIterable<unknown> {
 type ServerMessage = { type?: unknown; error?: unknown; message?: unknown; data?: unknown } & Record<string, unknown>;
 
 /** Waits for a partner over `/ws` and returns the channel to it. */
-export async function connectPeer(options: FindPeerOptions): Promise<PeerChannel> {
+export async function connectPeer(options: ConnectPeerOptions): Promise<PeerChannel> {
   const { timeoutMs, deadline, dispatcher, own } = startCall(options, false);
   const url = new URL(WS_PATH, options.url);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
@@ -49,7 +63,7 @@ export async function connectPeer(options: FindPeerOptions): Promise<PeerChannel
       if (attempt.kind === 'matched') return attempt.channel;
       if (attempt.kind === 'retry') {
         // The server's own wait ended (timeout), or it asked to come back (1013): ask again.
-        const floorMs = MIN_RETRY_INTERVAL_MS * (0.5 + Math.random()) - (performance.now() - startedAt);
+        const floorMs = retryFloorMs(startedAt);
         const waitMs = Math.max(attempt.afterMs, floorMs, 0);
         if (performance.now() + waitMs >= deadline) throw new NoPeerError(timeoutMs);
         await sleep(waitMs, undefined, { signal: options.signal });
@@ -69,8 +83,8 @@ type Attempt =
   | { readonly kind: 'retry'; readonly afterMs: number }
   | { readonly kind: 'failed'; readonly error: Error };
 
-function join(url: URL, dispatcher: Dispatcher, options: FindPeerOptions, deadline: number): Promise<Attempt> {
-  const socket = new WebSocket(url, { dispatcher });
+function join(url: URL, dispatcher: Dispatcher, options: ConnectPeerOptions, deadline: number): Promise<Attempt> {
+  const socket = new WebSocket(url, { dispatcher, headers: keyHeader(options) });
   const origin = url.origin;
   return new Promise<Attempt>((resolve) => {
     let decided = false;
@@ -86,11 +100,19 @@ function join(url: URL, dispatcher: Dispatcher, options: FindPeerOptions, deadli
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => decide({ kind: 'failed', error: new NoPeerError(options.timeoutMs ?? DEFAULT_TIMEOUT_MS) }), Math.max(0, deadline - performance.now()));
     socket.addEventListener('open', () => {
-      socket.send(JSON.stringify({ type: 'join', pool: options.pool, code: options.code, meta: options.meta }));
+      // Only the fields of the protocol's punch: a NatReport (discoverNat) may be passed as it is.
+      const punch = options.punch === undefined ? undefined : { mapping: options.punch.mapping, nat: options.punch.nat };
+      socket.send(JSON.stringify({ type: 'join', pool: options.pool, code: options.code, meta: options.meta, punch }));
     });
-    socket.addEventListener('error', () => decide({ kind: 'failed', error: new PairupError(0, 'unreachable', `cannot open a WebSocket to ${origin}`) }));
+    let erred = false;
+    socket.addEventListener('error', () => {
+      erred = true;
+      void whyUnreachable(url, dispatcher).then((why) =>
+        decide({ kind: 'failed', error: new PairupError(0, 'unreachable', `cannot open a WebSocket to ${origin}${why === undefined ? '' : `: ${why}`}${httpsHint(url)}`) }),
+      );
+    });
     socket.addEventListener('close', (event) => {
-      decide({ kind: 'failed', error: new PairupError(0, 'closed', `${origin} closed the WebSocket (${event.code}) before a match`) });
+      if (!erred) decide({ kind: 'failed', error: new PairupError(0, 'closed', `${origin} closed the WebSocket (${event.code}) before a match`) });
     });
     const onMessage = (event: { readonly data: unknown }): void => {
       const message = parse(event.data);
@@ -117,6 +139,22 @@ function join(url: URL, dispatcher: Dispatcher, options: FindPeerOptions, deadli
   });
 }
 
+/**
+ * Why a WebSocket to `url` could not be opened, as findPeer would say it (an untrusted certificate:
+ * how to trust it): its error event carries no cause, so one plain HTTPS request over the same
+ * dispatcher asks. Undefined when that request gets an answer, or for `ws:` (httpsHint says it).
+ */
+async function whyUnreachable(url: URL, dispatcher: Dispatcher): Promise<string | undefined> {
+  if (url.protocol !== 'wss:') return undefined;
+  try {
+    const answer = await request(new URL('/healthz', `https://${url.host}`), { dispatcher, headersTimeout: 5000, bodyTimeout: 5000 });
+    await answer.body.dump();
+    return undefined;
+  } catch (error) {
+    return reachFailure(error);
+  }
+}
+
 function parse(data: unknown): ServerMessage | undefined {
   if (typeof data !== 'string') return undefined;
   try {
@@ -130,6 +168,9 @@ function parse(data: unknown): ServerMessage | undefined {
 /** The matched socket as a channel: one owner of its end (the first of peer_left, close(), a closed socket). */
 function channel(socket: WebSocket, match: Match, dispatcher: Dispatcher, ownsDispatcher: boolean): PeerChannel {
   const received: unknown[] = [];
+  const punches: PunchMessage[] = [];
+  let punchesHeard = 0;
+  const punchWaiters: { resolve: (message: PunchMessage) => void; reject: (error: Error) => void }[] = [];
   let wake: (() => void) | undefined;
   let end: ChannelEnd | undefined;
   let resolveEnded!: (end: ChannelEnd) => void;
@@ -139,6 +180,7 @@ function channel(socket: WebSocket, match: Match, dispatcher: Dispatcher, ownsDi
     end = how;
     resolveEnded(how);
     wake?.();
+    for (const waiter of punchWaiters.splice(0)) waiter.reject(new PairupError(0, 'closed', `the channel ended (${how.reason}, ${how.code}) before a punch`));
     if (ownsDispatcher) void dispatcher.destroy().catch(() => undefined);
   };
   socket.addEventListener('message', (event) => {
@@ -146,6 +188,12 @@ function channel(socket: WebSocket, match: Match, dispatcher: Dispatcher, ownsDi
     if (message?.type === 'signal') {
       received.push(message.data);
       wake?.();
+    } else if (message?.type === 'punch') {
+      // At most one a match's attempts (a server cannot queue more); checked by punch() when used.
+      if (++punchesHeard > MAX_PUNCH_ATTEMPTS) return;
+      const waiter = punchWaiters.shift();
+      if (waiter !== undefined) waiter.resolve(message as unknown as PunchMessage);
+      else punches.push(message as unknown as PunchMessage);
     } else if (message?.type === 'peer_left') finish({ reason: 'peer_left', code: 4002 });
   });
   socket.addEventListener('close', (event) => finish({ reason: 'closed', code: event.code }));
@@ -154,6 +202,15 @@ function channel(socket: WebSocket, match: Match, dispatcher: Dispatcher, ownsDi
     ended,
     send(data) {
       if (end === undefined && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'signal', data }));
+    },
+    nextPunch() {
+      const queued = punches.shift();
+      if (queued !== undefined) return Promise.resolve(queued);
+      if (end !== undefined) return Promise.reject(new PairupError(0, 'closed', `the channel ended (${end.reason}, ${end.code}) before a punch`));
+      return new Promise<PunchMessage>((resolve, reject) => punchWaiters.push({ resolve, reject }));
+    },
+    punchAgain() {
+      if (end === undefined && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'punch_again' }));
     },
     close() {
       if (end === undefined && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'leave' }));

@@ -1,6 +1,18 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { BackendUnavailableError, type JoinStep, type MatchOffer, type MatchQueue, type Maybe, type PeerLink, type Waiter } from '../queue/seam.js';
-import { newSecret } from './secrets.js';
+import {
+  BackendUnavailableError,
+  gathersGroups,
+  type GroupOffer,
+  type JoinStep,
+  type MatchOffer,
+  type MatchQueue,
+  type PeerLink,
+  type ValueOrPromise,
+  type Waiter,
+} from '../queue/seam.js';
+import { Gathering } from './gathering.js';
+import { after, no, yes } from './later.js';
+import { matchSecret } from './secrets.js';
 import { Ticket } from './ticket.js';
 import { roomKey, type JoinRequest, type Limits, type LobbyObserver, type Outcome } from './types.js';
 
@@ -15,6 +27,10 @@ export interface LobbyOptions {
   readonly onError?: (error: unknown) => void;
   /** How to reach the processes holding waiters this one claims (with a shared backend). */
   readonly peers?: PeerLink;
+  /** The key match secrets are derived under (shared by processes sharing a backend); random by default. */
+  readonly secretKey?: Buffer;
+  /** How long a member held for another process's group waits for word of its fate; default {@link GROUP_HOLD_MS}. */
+  readonly groupHoldMs?: number;
 }
 
 /**
@@ -33,8 +49,11 @@ export class Lobby {
   readonly #observer: LobbyObserver | undefined;
   readonly #onError: (error: unknown) => void;
   readonly #peers: PeerLink | undefined;
+  readonly #secretKey: Buffer;
   /** This process's tickets that are joining or waiting, by id. */
   readonly #tickets = new Map<string, Ticket>();
+  /** Groups of more than two (with a queue that gathers them: every backend of pairup). */
+  readonly #gathering: Gathering | undefined;
   #waiting = 0;
   #joined = 0;
   #closing = false;
@@ -45,7 +64,20 @@ export class Lobby {
     this.#observer = options.observer;
     this.#onError = options.onError ?? (() => undefined);
     this.#peers = options.peers;
+    this.#secretKey = options.secretKey ?? randomBytes(32);
     this.owner = options.owner ?? randomBytes(6).toString('base64url');
+    const host = {
+      owner: this.owner,
+      tickets: this.#tickets,
+      settle: (ticket: Ticket, outcome: Outcome) => this.#settle(ticket, outcome),
+      queued: (ticket: Ticket, request: JoinRequest) => this.#queued(ticket, request),
+      fail: (ticket: Ticket, error: unknown) => this.#fail(ticket, error),
+      report: this.#report,
+      mayWait: () => this.#waiting < this.#limits.maxWaiting,
+    };
+    const { queue, limits, peers, groupHoldMs } = options;
+    const hold = groupHoldMs === undefined ? {} : { groupHoldMs };
+    this.#gathering = gathersGroups(queue) ? new Gathering(host, { queue, limits, peers, secretKey: this.#secretKey, ...hold }) : undefined;
   }
 
   /** Clients of this process waiting for a partner now (queued, or on their way into the queue). */
@@ -55,6 +87,11 @@ export class Lobby {
 
   get closing(): boolean {
     return this.#closing;
+  }
+
+  /** The secret of match `matchId` of `app`'s clients (derived, nothing is kept): to check a partner's proof of it. */
+  secretOf(matchId: string, app?: string): string {
+    return matchSecret(this.#secretKey, matchId, app);
   }
 
   /** This process's ticket of that id, while it is joining or waiting. */
@@ -93,7 +130,7 @@ export class Lobby {
     try {
       // With a backend that answers at once, the ticket is paired, queued or refused by the time
       // join returns (and no closure or promise is made for it).
-      const pairing = this.#pair(ticket, request);
+      const pairing = request.room.size === undefined ? this.#pair(ticket, request) : this.#gather(ticket, request);
       if (pairing instanceof Promise) pairing.catch((error: unknown) => this.#fail(ticket, error));
     } catch (error) {
       this.#fail(ticket, error);
@@ -128,7 +165,7 @@ export class Lobby {
   }
 
   /** Joins the queue until the ticket is paired, queued or refused; a promise only when the backend answers later. */
-  #pair(ticket: Ticket, request: JoinRequest): Maybe<void> {
+  #pair(ticket: Ticket, request: JoinRequest): ValueOrPromise<void> {
     for (;;) {
       const step = this.#queue.join({
         waiter: ticket.waiter,
@@ -145,7 +182,7 @@ export class Lobby {
   }
 
   /** Acts on one step of the queue. True when the ticket is done with joining; false: try again. */
-  #take(ticket: Ticket, request: JoinRequest, step: JoinStep): Maybe<boolean> {
+  #take(ticket: Ticket, request: JoinRequest, step: JoinStep): ValueOrPromise<boolean> {
     switch (step.kind) {
       case 'refused':
         this.#settle(ticket, { kind: 'refused', refusal: step.refusal });
@@ -154,7 +191,7 @@ export class Lobby {
         this.#queued(ticket, request);
         return true;
       case 'claimed':
-        return this.#confirm(step.peer, ticket);
+        return this.#confirm(step.peer, ticket, request.timeoutMs);
     }
   }
 
@@ -182,13 +219,13 @@ export class Lobby {
    * Pairs `arrival` with the claimed `peer` if both clients are still there: both are answered, then
    * the claim is committed. False when the peer could not be confirmed (try the next one).
    */
-  #confirm(peer: Waiter, arrival: Ticket): Maybe<boolean> {
+  #confirm(peer: Waiter, arrival: Ticket, timeoutMs: number): ValueOrPromise<boolean> {
     if (arrival.settled || arrival.isGone()) {
       // The arrival itself left (or the server is closing): the peer waits on, where it was.
       this.#settle(arrival, { kind: 'gone' });
       return after(this.#queue.abort(peer, true), yes);
     }
-    if (peer.owner !== this.owner) return this.#confirmRemote(peer, arrival);
+    if (peer.owner !== this.owner) return this.#confirmRemote(peer, arrival, timeoutMs);
     const held = this.#tickets.get(peer.id);
     if (held === undefined || held.settled || held.isGone()) {
       // Its client left before the close event reached us (or it ended while claimed): never handed out.
@@ -201,7 +238,7 @@ export class Lobby {
     // Both are here: both are answered, in this same turn, then the claim is committed.
     held.state = 'claimed';
     const matchId = randomUUID();
-    const secret = newSecret();
+    const secret = matchSecret(this.#secretKey, matchId, arrival.room.app);
     const now = performance.now();
     this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival.waiter, initiator: true, waitedMs: now - held.arrivedAt });
     this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: now - arrival.arrivedAt });
@@ -213,8 +250,11 @@ export class Lobby {
    * only then is the arrival answered. Without an answer in time, the claim record decides: committed
    * (the answer was lost) means the match stands; otherwise the claim is undone and the next waiter
    * tried. A lost or late message can delay an answer, never double it or hand out a ghost.
+   *
+   * The arrival's own timeout bounds the wait: an owner that does not answer by then (stalled, or
+   * slow) has its waiter put back, unless it committed first, and the arrival is answered `timeout`.
    */
-  #confirmRemote(peer: Waiter, arrival: Ticket): Maybe<boolean> {
+  #confirmRemote(peer: Waiter, arrival: Ticket, timeoutMs: number): ValueOrPromise<boolean> {
     const peers = this.#peers;
     if (peers === undefined) {
       return after(this.#queue.abort(peer, true), () => {
@@ -222,13 +262,20 @@ export class Lobby {
       });
     }
     const matchId = randomUUID();
-    const secret = newSecret();
-    const matched = (): Maybe<boolean> => {
+    const secret = matchSecret(this.#secretKey, matchId, arrival.room.app);
+    const matched = (): ValueOrPromise<boolean> => {
       this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: performance.now() - arrival.arrivedAt });
       return after(this.#queue.confirm(peer), yes);
     };
-    return peers.offer(peer, { matchId, secret, arrival: arrival.waiter }).then(async (answer) => {
+    const deadline = arrival.arrivedAt + timeoutMs;
+    return peers.offer(peer, { matchId, secret, arrival: arrival.waiter }, deadline - performance.now()).then(async (answer) => {
       if (answer === 'matched') return matched();
+      if (answer === 'unanswered' && performance.now() >= deadline - 1) {
+        // The arrival's time is up. Its owner may simply be slow: the waiter goes back where it was.
+        if ((await this.#queue.abort(peer, true)) === 'matched') return matched();
+        this.#settle(arrival, { kind: 'timeout', waitedMs: performance.now() - arrival.arrivedAt });
+        return true;
+      }
       // Gone, or no answer in time: unless the record says its process committed it, the waiter is
       // dropped from the shared queue (asking again would wait again); if its process still holds
       // it, that process answers it at its timeout. Never handed out unconfirmed.
@@ -250,7 +297,9 @@ export class Lobby {
       this.#settle(held, { kind: 'gone' });
       return 'gone';
     }
-    if (!(await this.#queue.commit(held.waiter))) return 'gone'; // the claimer gave up first
+    // Only the claim of this offer's arrival: if that one gave up first, a claim made since by another
+    // arrival is that arrival's to offer, and this offer is answered gone.
+    if (!(await this.#queue.commit(held.waiter, offer.arrival.id))) return 'gone';
     if (held.result !== undefined) {
       // Its client went during the commit: take the match back before anybody is told of it.
       await this.#queue.abort(held.waiter, false);
@@ -263,6 +312,8 @@ export class Lobby {
   }
 
   readonly #onTimeout = (ticket: Ticket): void => {
+    // A group's member held for its group is answered by the group's record first.
+    if (ticket.room.size !== undefined && this.#gathering?.timedOut(ticket) === true) return;
     this.#settle(ticket, { kind: 'timeout', waitedMs: performance.now() - ticket.arrivedAt });
   };
 
@@ -276,12 +327,33 @@ export class Lobby {
     clearTimeout(ticket.timer);
     ticket.unwatch?.();
     ticket.timer = ticket.unwatch = undefined;
+    // Group members alone: pairs never have a hold or a fill timer.
+    if (ticket.room.size !== undefined) this.#gathering?.settling(ticket, outcome);
     const { state } = ticket;
     ticket.state = 'done';
     const waited = state === 'queued' || state === 'claimed';
     if (waited) this.#waiting--;
     if (state === 'queued') this.#cancel(ticket.waiter);
     this.#observer?.settled(ticket.room, outcome, waited);
+  }
+
+  #gather(ticket: Ticket, request: JoinRequest): ValueOrPromise<void> {
+    if (this.#gathering === undefined) throw new Error('this queue backend does not gather groups');
+    return this.#gathering.gather(ticket, request);
+  }
+
+  /**
+   * Another process forms a group with this process's waiter `id`: if its client is still there it
+   * is held for that group (`ready`) until word of the group's fate comes ({@link Lobby.decided}),
+   * or, without word in time, until the group's record says.
+   */
+  held(id: string, offer: GroupOffer): 'ready' | 'gone' {
+    return this.#gathering?.held(id, offer) ?? 'gone';
+  }
+
+  /** Word of the fate of the group this process's waiter `id` is held for. */
+  decided(id: string, groupId: string, decision: 'commit' | 'release'): void {
+    this.#gathering?.decided(id, groupId, decision);
   }
 
   #cancel(waiter: Waiter): void {
@@ -301,11 +373,3 @@ export class Lobby {
     if (!(error instanceof BackendUnavailableError)) this.#onError(error);
   };
 }
-
-/** `then` for a value that may or may not be a promise: synchronous when it is not. */
-function after<T, U>(value: Maybe<T>, next: (value: T) => U): Maybe<U> {
-  return value instanceof Promise ? value.then(next) : next(value);
-}
-
-const yes = (): boolean => true;
-const no = (): boolean => false;

@@ -1,21 +1,18 @@
-import { randomFillSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
-const SECRET_BYTES = 32;
-// Match secrets are cut from a block of random bytes refilled 128 secrets at a time (as Node does for
-// randomUUID): one call into the CSPRNG per 128 matches instead of one per match. Bytes handed out
-// are zeroed in the block.
-const randomBlock = Buffer.alloc(SECRET_BYTES * 128);
-let randomOffset = randomBlock.length;
+/**
+ * A match's secret, derived from its id under a key only the servers hold: any process with the key
+ * can check a partner's proof of the match (an outcome report) without having kept anything of it.
+ * The key is random (32 bytes, made once, shared through the backend when processes share one), so
+ * secrets are as unpredictable as random ones to anyone without it. A match of an app's clients (app
+ * keys) has its app in the derivation: a proof of the match also proves which app made it.
+ */
+export function matchSecret(key: Buffer, matchId: string, app?: string): string {
+  // App names cannot hold '/' (APP_PATTERN): `app/matchId` is never another app's or a bare id.
+  return createHmac('sha256', key).update(app === undefined ? matchId : `${app}/${matchId}`).digest('base64url');
+}
 
-/** 32 fresh random bytes, base64url: the secret two partners share. */
-export function newSecret(): string {
-  if (randomOffset === randomBlock.length) {
-    randomFillSync(randomBlock);
-    randomOffset = 0;
-  }
-  const end = randomOffset + SECRET_BYTES;
-  const secret = randomBlock.toString('base64url', randomOffset, end);
-  randomBlock.fill(0, randomOffset, end);
-  randomOffset = end;
-  return secret;
+/** What a partner sends to prove it was in match `matchId`: an HMAC of the id under its secret, never the secret. */
+export function matchProof(secret: string, matchId: string): string {
+  return createHmac('sha256', secret).update(matchId).digest('base64url');
 }

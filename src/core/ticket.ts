@@ -23,6 +23,8 @@ export class Ticket {
   readonly arrivedAt = performance.now();
   readonly outcome: Promise<Outcome>;
   readonly #isGone: () => boolean;
+  /** Its request's {@link JoinRequest.lateGroup}. */
+  readonly lateGroup: JoinRequest['lateGroup'];
   #resolve!: (outcome: Outcome) => void;
   #result: Outcome | undefined = undefined;
   state: TicketState = 'joining';
@@ -33,6 +35,7 @@ export class Ticket {
     this.room = request.room;
     this.waiter = waiter;
     this.#isGone = request.isGone;
+    this.lateGroup = request.lateGroup;
     this.outcome = new Promise((resolve) => {
       this.#resolve = resolve;
     });

@@ -1,54 +1,47 @@
 /**
  * The demo page: joins pairup's WebSocket with the code in the address (`/demo/?code=…`), opens a
  * WebRTC data channel to the partner (pairup's own STUN responder as the ICE server) and chats over
- * it. `?loopback=1` keeps ICE candidates on 127.0.0.1 and ::1 (the browser tests use it, so that
+ * it; with `?size=N` it joins a group of N instead and chats over a full mesh (mesh-chat.ts).
+ * `?loopback=1` keeps ICE candidates on 127.0.0.1 and ::1 (the browser tests use it, so that
  * nothing leaves the machine). Stable hooks for tests: `#status` reads `open` once the channel is
- * open; a line typed in `#message` and sent with Enter shows up in the partner's `#log`.
+ * open (`refused (401 key_required)` and the like when the server wants an app key, `?key=…`); a
+ * line typed in `#message` and sent with Enter shows up in the partner's `#log`;
+ * `window.pairupDemo.connection` is the open RTCPeerConnection (the NAT lab reads its selected pair).
  */
-import { connectPeer, openDataChannel, PairupError, type PeerChannel } from '../browser/index.js';
-
-const $ = (id: string): HTMLElement => document.getElementById(id) as HTMLElement;
-const status = $('status');
-const steps = $('steps');
-const log = $('log');
-const chat = $('chat') as HTMLFormElement;
-const input = $('message') as HTMLInputElement;
-
-function setStatus(text: string): void {
-  status.textContent = text;
-}
-function step(text: string): void {
-  const item = document.createElement('li');
-  item.textContent = text;
-  steps.append(item);
-}
-function say(text: string, kind: 'me' | 'peer' | 'note'): void {
-  const item = document.createElement('li');
-  item.className = kind;
-  item.textContent = text;
-  log.append(item);
-}
+import { connectPeer, openDataChannel, type PeerChannel } from '../browser/index.js';
+import { runMesh } from './mesh-chat.js';
+import { $, chat, input, loopbackFilter, onLine, say, setStatus, showFailure, status, step } from './page.js';
 
 const params = new URLSearchParams(location.search);
 const code = params.get('code');
 const loopbackOnly = params.get('loopback') === '1';
+// A server with app keys needs one: the demo takes it from its address (`?key=…`), kept in the shared link.
+const key = params.get('key') ?? undefined;
+// A group's size, as given: the server says what is wrong with one (invalid_size names its range).
+const size = params.get('size');
 
 if (code === null || code === '') {
   $('start').hidden = false;
   setStatus('no code');
+  const sizeField = $('size') as HTMLInputElement;
+  if (size !== null) sizeField.value = size;
   $('make').addEventListener('click', () => {
     const words = ['amber', 'birch', 'coral', 'delta', 'ember', 'fjord', 'grove', 'harbor', 'indigo', 'juniper'];
     const random = (below: number): number => (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0) % below;
     const pick = (): string => words[random(words.length)] ?? 'pair';
-    const made = `${pick()}-${pick()}-${random(1000)}`;
-    location.search = `?code=${encodeURIComponent(made)}`;
+    const made = new URLSearchParams({ code: `${pick()}-${pick()}-${random(1000)}` });
+    // A pair (2, the field's default) needs no size in its link.
+    if (sizeField.value.trim() !== '2') made.set('size', sizeField.value.trim());
+    if (key !== undefined) made.set('key', key);
+    location.search = `?${made.toString()}`;
   });
 } else {
   const link = $('link') as HTMLAnchorElement;
   link.href = location.href;
   link.textContent = location.href;
   $('share').hidden = false;
-  void run(code);
+  if (size === null) void run(code);
+  else void runMesh(code, Number(size), key, loopbackOnly);
 }
 
 async function run(room: string): Promise<void> {
@@ -56,11 +49,11 @@ async function run(room: string): Promise<void> {
   step(`waiting for a partner with code ${room}`);
   let peer: PeerChannel;
   try {
-    peer = await connectPeer({ url: location.origin, code: room, timeoutMs: 60_000 });
+    // No deadline: the page waits until a partner comes or it is closed (the client joins again
+    // each time the server's own wait, MATCH_TIMEOUT_MS, ends).
+    peer = await connectPeer({ url: location.origin, code: room, timeoutMs: Infinity, ...(key === undefined ? {} : { key }) });
   } catch (error) {
-    const text = error instanceof PairupError && error.code === 'code_used' ? 'code used' : `failed: ${(error as Error).message}`;
-    setStatus(text);
-    step(error instanceof PairupError ? `${error.code}: ${error.message}` : String(error));
+    showFailure(error);
     return;
   }
   setStatus('matched');
@@ -68,18 +61,18 @@ async function run(room: string): Promise<void> {
   peer.onEnd = (reason) => {
     if (reason === 'peer_left' && status.textContent !== 'open') setStatus('peer left');
   };
-  const stun = `stun:${location.hostname}:${location.port || '443'}`;
   try {
+    // ICE servers are the match's: pairup's STUN responder, and its TURN relays when it has them.
     const { channel, connection } = await openDataChannel(peer, {
-      iceServers: [{ urls: stun }],
       onStep: step,
-      ...(loopbackOnly ? { filterCandidate: (candidate: RTCIceCandidate) => candidate.address === '127.0.0.1' || candidate.address === '::1' } : {}),
+      ...(loopbackOnly ? { filterCandidate: loopbackFilter } : {}),
+      onAuthenticated: (opened) => opened.addEventListener('message', (event: MessageEvent) => say(String(event.data), 'peer')),
     });
+    (window as Window & { pairupDemo?: { readonly connection: RTCPeerConnection } }).pairupDemo = { connection };
     setStatus('open');
     chat.hidden = false;
     input.focus();
     say('channel open: messages now go straight to your partner', 'note');
-    channel.addEventListener('message', (event: MessageEvent) => say(String(event.data), 'peer'));
     const left = (): void => {
       if (status.textContent === 'peer left') return;
       setStatus('peer left');
@@ -93,13 +86,10 @@ async function run(room: string): Promise<void> {
     peer.onEnd = (reason) => {
       if (reason === 'peer_left') left();
     };
-    chat.addEventListener('submit', (event) => {
-      event.preventDefault();
-      const text = input.value.trim();
-      if (text === '' || channel.readyState !== 'open') return;
+    onLine((text) => {
+      if (channel.readyState !== 'open') return false;
       channel.send(text);
-      say(text, 'me');
-      input.value = '';
+      return true;
     });
   } catch (error) {
     setStatus(`failed: ${(error as Error).message}`);

@@ -10,13 +10,14 @@ export class ApiError extends Error {
   /** Figures a program can act on without reading the message (invalid_timeout: maxTimeoutS). */
   readonly details: Readonly<Record<string, number>> | undefined;
 
-  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string, details?: Readonly<Record<string, number>>) {
+  /** `retryAfterS`: when the table's Retry-After is not the right one (a quota window that ends sooner). */
+  constructor(code: ErrorCode, args: readonly unknown[] = [], field?: string, details?: Readonly<Record<string, number>>, retryAfterS?: number) {
     const entry = errors[code];
     super(errorMessage(code, args));
     this.name = 'ApiError';
     this.code = code;
     this.statusCode = entry.status;
-    this.retryAfterS = entry.retryAfterS;
+    this.retryAfterS = retryAfterS ?? entry.retryAfterS;
     this.field = field;
     this.details = details;
   }

@@ -16,9 +16,19 @@ import { MAX_HEADER_BYTES } from '../protocol/index.js';
 import { ApiError } from './api-error.js';
 import { clientErrorHandler, createErrorHandler, sendError } from './error-handler.js';
 import { wsRoutes } from './routes/ws.js';
+import { clientBundleRoutes } from './routes/client-bundle.js';
 import { demoRoutes } from './routes/demo.js';
 import { healthRoutes } from './routes/health.js';
 import { matchRoutes } from './routes/match.js';
+import { MemoryLedger } from '../queue/memory-ledger.js';
+import { MemoryCounter } from '../queue/memory-counter.js';
+import type { WindowCounter } from '../queue/counter-seam.js';
+import type { AppKeys } from '../net/app-keys.js';
+import { Access } from './access.js';
+import type { OutcomeLedger } from '../queue/ledger-seam.js';
+import { iceServersOf, type IceSettings } from './ice-servers.js';
+import { outcomeRecorder } from './outcomes.js';
+import { outcomeRoutes } from './routes/outcome.js';
 import { securityHeaders } from './security-headers.js';
 import type { App } from './types.js';
 
@@ -39,8 +49,20 @@ export interface AppOptions {
   readonly metrics?: Metrics;
   /** Where the built demo page is; dist/demo by default. */
   readonly demoDir?: URL;
+  /** Where the built browser client (pairup.js and its map) is; dist/browser by default. */
+  readonly clientDir?: URL;
   /** The WebSocket relay (with a shared backend, linked to the other processes); one of this process's own by default. */
   readonly relay?: RelayHub;
+  /** The STUN responder's port while it runs (for the matches' iceServers); none by default. */
+  readonly stunPort?: () => number | undefined;
+  /** The TURN secrets when main.ts read them from TURN_SECRET_FILE; else the config's TURN_SECRET. */
+  readonly turnSecrets?: readonly string[];
+  /** Which sides reported their connection (shared by processes with a shared backend); this process's own by default. */
+  readonly ledger?: OutcomeLedger;
+  /** App keys (APP_KEYS_FILE, reloaded by main.ts); none: the server is open to every client. */
+  readonly appKeys?: AppKeys;
+  /** Where apps' pairings per minute are counted (shared by processes with a shared backend); this process's own by default. */
+  readonly counter?: WindowCounter;
 }
 
 declare module 'fastify' {
@@ -92,6 +114,14 @@ function createInstance(config: Config, options: AppOptions, security: Readonly<
 export type { App } from './types.js';
 
 /** The server, ready to listen but not listening: only main.ts binds ports and handles signals. */
+/** TURN as configured, signing with the first secret; undefined when TURN_URLS is empty. */
+function turnSettings(config: Config, options: AppOptions): IceSettings['turn'] {
+  if (config.turnUrls.length === 0) return undefined;
+  const secret = (options.turnSecrets ?? config.turnSecrets)?.[0];
+  if (secret === undefined) throw new Error('TURN_URLS is set but no TURN secret was given to buildApp');
+  return { urls: config.turnUrls, secret, ttlS: config.turnTtlS };
+}
+
 export function buildApp(config: Config, options: AppOptions): App {
   const security = securityHeaders();
   const app = createInstance(config, options, security);
@@ -126,7 +156,8 @@ export function buildApp(config: Config, options: AppOptions): App {
   //   binds only once the client has acknowledged it, so a first flight of requests is checked here.
   const loop = config.maxEventLoopDelayMs > 0 ? watchEventLoop(config.maxEventLoopDelayMs, options.pressureSampleMs ?? 1000) : undefined;
   // CORS first, so that every answer carries its headers, this hook's own refusals included.
-  void app.register(cors, corsOptions(config.corsOrigins));
+  const access = options.appKeys === undefined ? undefined : new Access(options.appKeys, options.counter ?? new MemoryCounter());
+  void app.register(cors, corsOptions(config.corsOrigins, access !== undefined));
   void app.register(
     fastifyPlugin((instance: App, _options: object, done: (error?: Error) => void) => {
       instance.addHook('onRequest', (request, reply, next) => {
@@ -147,32 +178,38 @@ export function buildApp(config: Config, options: AppOptions): App {
   }
   // Fastify parses text/plain bodies too; pairup takes JSON only (415 for anything else).
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000 }));
+  app.setErrorHandler(createErrorHandler({ maxTimeoutS: config.matchTimeoutMs / 1000, maxGroupSize: config.maxGroupSize }));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';
     sendError(reply, new ApiError('not_found', [request.method, path.slice(0, 256)]));
   });
 
+  const iceServers = iceServersOf({ publicHost: config.publicHost, stunPort: options.stunPort ?? (() => undefined), turn: turnSettings(config, options) });
   // Each route group is a plugin owning its routes, its 405s and its shutdown.
-  void app.register(matchRoutes, { lobby, ...config });
+  const recordOutcome = outcomeRecorder(options.ledger ?? new MemoryLedger(), metrics);
+  void app.register(matchRoutes, { lobby, iceServers, access, ...config });
   void app.register(healthRoutes, { lobby });
-  void app.register(wsRoutes, { lobby, relay: options.relay ?? new RelayHub(lobby.owner), ...config });
+  void app.register(outcomeRoutes, { lobby, recordOutcome, access });
+  void app.register(wsRoutes, { lobby, iceServers, access, recordOutcome, relay: options.relay ?? new RelayHub(lobby.owner), ...config });
+  void app.register(clientBundleRoutes, { dir: options.clientDir ?? CLIENT_DIR });
   if (config.demo) void app.register(demoRoutes, { dir: options.demoDir ?? DEMO_DIR });
   return app;
 }
 
-/** dist/demo, from src/http or dist/http alike. */
+/** dist/demo and dist/browser, from src/http or dist/http alike. */
 const DEMO_DIR = new URL('../../dist/demo/', import.meta.url);
+const CLIENT_DIR = new URL('../../dist/browser/', import.meta.url);
 
 /**
  * CORS for browsers on other origins: `*` (the default: pairup uses no cookies or credentials, so any
  * page may call it), a list of origins, or off. Preflights (any OPTIONS) are answered 204 here.
  */
-function corsOptions(origins: Config['corsOrigins']): FastifyCorsOptions {
+function corsOptions(origins: Config['corsOrigins'], keys: boolean): FastifyCorsOptions {
   return {
     origin: origins === 'off' ? false : origins === '*' ? '*' : [...origins],
     methods: ['GET', 'POST'],
-    allowedHeaders: ['content-type', 'accept'],
+    // With app keys a page sends its key as a bearer token.
+    allowedHeaders: keys ? ['content-type', 'accept', 'authorization'] : ['content-type', 'accept'],
     exposedHeaders: ['retry-after'],
     maxAge: 600,
     strictPreflight: false,

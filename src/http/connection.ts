@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import { isNotRead, onConnectionStopped } from '../net/unread-connection.js';
 
 /** The raw request and response of either protocol, as Fastify hands them over. */
 export type RawRequest = IncomingMessage | Http2ServerRequest;
@@ -93,9 +94,6 @@ function onSocketClose(socket: Socket, callback: () => void): () => void {
   return () => own.delete(callback);
 }
 
-/** What Node's HTTP/1.1 server marks on a connection's socket while it does not read it. */
-type ServerSocket = Socket & { _paused?: boolean };
-
 /** Responses let go because Node was not reading their connection: they are still answered. */
 const letGoUnread = new WeakSet<ServerResponse>();
 
@@ -108,8 +106,8 @@ const letGoUnread = new WeakSet<ServerResponse>();
  */
 export function connectionNotRead(res: RawResponse): boolean {
   if ('stream' in res) return false;
-  const socket: ServerSocket | null = socketOf(res);
-  if (socket?._paused !== true) return false;
+  const socket = socketOf(res);
+  if (socket === null || !isNotRead(socket)) return false;
   letGoUnread.add(res);
   return true;
 }
@@ -119,33 +117,13 @@ export function wasLetGoUnread(res: RawResponse): boolean {
   return !('stream' in res) && letGoUnread.has(res);
 }
 
-/** Callbacks of requests waiting on an HTTP/1.1 connection, told when Node stops reading it. */
-const notReadWatchers = Symbol('pairup.notReadWatchers');
-type WatchedSocket = Socket & { [notReadWatchers]?: Set<() => void> };
-
 function onNotRead(res: ServerResponse, onGone: () => void): () => void {
-  const socket: WatchedSocket | null = socketOf(res);
+  const socket = socketOf(res);
   if (socket === null) return noop;
-  const watcher = (): void => {
+  return onConnectionStopped(socket, () => {
     letGoUnread.add(res);
     onGone();
-  };
-  // On the socket itself, not in a WeakMap: this is on every waiting request's path.
-  const watchers = (socket[notReadWatchers] ??= new Set());
-  watchers.add(watcher);
-  return () => watchers.delete(watcher);
-}
-
-/**
- * Node has stopped reading this HTTP/1.1 connection (the connection guards see it on the request
- * that made it stop): every request waiting on it is told, once.
- */
-export function connectionStopped(socket: Socket): void {
-  const watched: WatchedSocket = socket;
-  const watchers = watched[notReadWatchers];
-  if (watchers === undefined || watchers.size === 0) return;
-  watched[notReadWatchers] = undefined;
-  for (const watcher of watchers) watcher();
+  });
 }
 
 function noop(): void {

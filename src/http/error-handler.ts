@@ -13,6 +13,8 @@ export function sendError(reply: AnyReply, error: ApiError): void {
 export interface ErrorContext {
   /** The longest wait a request may ask for, named in timeout errors. */
   readonly maxTimeoutS: number;
+  /** MAX_GROUP_SIZE, named in size and min errors. */
+  readonly maxGroupSize: number;
 }
 
 /** Fastify's error handler: every failure becomes an entry of the error table. */
@@ -72,6 +74,11 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
       return new ApiError('invalid_timeout', [context.maxTimeoutS], 'timeout', { maxTimeoutS: context.maxTimeoutS });
     case 'meta':
       return new ApiError('invalid_meta', [], 'meta');
+    // A query's size or min given twice (an array): what either may be, as when it is out of range.
+    case 'size':
+      return new ApiError('invalid_size', [context.maxGroupSize], 'size');
+    case 'min':
+      return new ApiError('invalid_min', [context.maxGroupSize], 'min');
     case undefined:
     case '':
       return new ApiError('invalid_body');

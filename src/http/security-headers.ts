@@ -4,9 +4,8 @@ import helmet from 'helmet';
 /**
  * The security headers every answer carries, computed once with helmet. Applying helmet's middleware
  * per request (as @fastify/helmet does, rebuilding it each time) cost nearly half the storm's
- * throughput (58k against 104k requests in 5 s), and each header costs every response its bytes
- * through TLS: so this is the set
- * that matters for an API whose answers are JSON and text, never pages (the OWASP REST guidance):
+ * throughput (bench/README.md), and each header costs every response its bytes through TLS: so this
+ * is the set that matters for an API whose answers are JSON and text, never pages (the OWASP REST guidance):
  * HSTS, nosniff, a content security policy that allows nothing, no framing, and no caching, since
  * a cached answer would hand somebody else's peer to the next client.
  */

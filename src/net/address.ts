@@ -1,3 +1,4 @@
+import type { AddressSource } from '../protocol/schemas.js';
 import { isIP, isIPv4 } from 'node:net';
 import proxyAddr from 'proxy-addr';
 
@@ -60,8 +61,6 @@ export function limitKey(ip: string, ipv6PrefixBits: number): string {
   return `${canonicalIp(masked.map((group) => group.toString(16)).join(':'))}/${ipv6PrefixBits}`;
 }
 
-/** Where a client's address came from: its own connection, or X-Forwarded-For from a trusted proxy. */
-export type AddressSource = 'socket' | 'x-forwarded-for';
 
 export interface ClientAddress {
   /** Canonical IP address. */

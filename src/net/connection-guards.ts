@@ -4,8 +4,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
-import { connectionStopped } from '../http/connection.js';
 import { MAX_HEADER_BYTES } from '../protocol/schemas.js';
+import { connectionStopped, isNotRead } from './unread-connection.js';
 
 type GuardConfig = Pick<Config, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepaliveMs'>;
 
@@ -92,7 +92,7 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     if (socket.alpnProtocol === 'h2') return; // its session is timed below
     // Checked by the bytes it has read, not by a 'data' listener: any 'data' listener makes Node's
     // HTTP/1.1 parser stop reading the TLS stream directly and take every chunk through the socket's
-    // JavaScript stream instead, which cost the storm a sixth of its throughput.
+    // JavaScript stream instead, which costs the storm dearly (bench/README.md).
     const silent = setTimeout(() => {
       if (socket.bytesRead === 0) socket.destroy();
     }, config.idleTimeoutMs);
@@ -111,7 +111,7 @@ function limitHttp1(server: Http2SecureServer, config: GuardConfig, unfinished: 
     }
     // Node stopped reading the connection as this request came (answers queued behind a waiting
     // request reached its limit): the requests waiting on it are answered now, not left blind.
-    if ((socket as Socket & { _paused?: boolean })._paused === true) connectionStopped(socket);
+    if (isNotRead(socket)) connectionStopped(socket);
     if (res.socket !== null || pipelining.has(socket)) return; // answered in turn, or switched already
     pipelining.add(socket);
     // A connection that pipelines is read through its JavaScript stream from now on (a 'data'

@@ -25,8 +25,8 @@ const INFO = 30;
 /**
  * The one line a pairing is logged with, at info: the same line pino writes (its level, time and
  * bindings, then the fields, then `msg`), to the same destination, but put together directly.
- * Under the storm, pino's general-purpose formatting of this one object cost about 7 µs of server CPU
- * per answer, an eighth of all of it; this costs about 1. A code is the partners' shared secret: the line
+ * Under the storm, pino's general-purpose formatting of this one object was a large share of the
+ * server's CPU per answer (figures: bench/README.md). A code is the partners' shared secret: the line
  * says a code was used, never which.
  */
 export function pairingLog(logger: FastifyBaseLogger): (pairing: Pairing) => void {
@@ -43,4 +43,20 @@ export function pairingLog(logger: FastifyBaseLogger): (pairing: Pairing) => voi
         `"arrival":${JSON.stringify(arrival)}${across ? ',"across":true' : ''},"msg":"paired"}\n`,
     );
   };
+}
+
+/**
+ * The one line a group is logged with, at info, by its first member's request (every process agrees
+ * which that is): the room, the group's size and its members' addresses by index, and `across`
+ * when another process held one of them. Groups are few beside pairs: pino writes it as it is.
+ */
+export function logGroup(
+  logger: FastifyBaseLogger,
+  room: Room,
+  group: { readonly matchId: string; readonly members: readonly { readonly address: string; readonly owner: string }[] },
+  owner: string,
+): void {
+  const where = room.kind === 'pool' ? { pool: room.name } : { room: 'code' };
+  const across = group.members.some((member) => member.owner !== owner);
+  logger.info({ ...where, matchId: group.matchId, size: group.members.length, members: group.members.map((m) => m.address), ...(across ? { across } : {}) }, 'grouped');
 }

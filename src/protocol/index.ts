@@ -5,3 +5,4 @@
 export * from './schemas.js';
 export * from './errors.js';
 export * from './ws.js';
+export * from './punch.js';

@@ -1,12 +1,12 @@
 /**
- * How processes sharing a Redis reach each other: one sharded pub/sub channel per process (SPUBLISH,
+ * How processes sharing a Redis reach each other to pair: one sharded pub/sub channel per process (SPUBLISH,
  * Redis 7: in a Redis Cluster a channel lives on one shard, and the count of receivers a publish
  * returns is exact there too). A process that claimed another's waiter publishes an offer on the
  * owner's channel and waits for its answer on its own. Pub/sub is at most once: an answer that does
  * not come in time is `unanswered`, and the claim record in Redis decides (see Lobby#confirmRemote).
  * No receiver at all means the owner is gone: its waiter can never be answered.
  */
-import type { MatchOffer, PeerLink, RelayMessage, Waiter } from './seam.js';
+import type { GroupOffer, MatchOffer, PeerLink, Waiter } from './seam.js';
 
 /** What the link needs of a node-redis client or cluster. */
 export interface ShardedPubSub {
@@ -15,21 +15,26 @@ export interface ShardedPubSub {
   sUnsubscribe(channel: string): Promise<unknown>;
 }
 
-/** How long a claimer waits for the owner's answer. */
+/** How long a claimer waits for the owner's answer, at most (less when its client's time runs out first). */
 export const OFFER_TIMEOUT_MS = 2000;
 
-type Answer = 'matched' | 'gone' | 'unanswered';
+type Answer = 'matched' | 'ready' | 'gone' | 'unanswered';
 type Message =
   | { readonly t: 'offer'; readonly r: number; readonly from: string; readonly id: string; readonly offer: MatchOffer }
-  | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'gone' }
-  | { readonly t: 'relay'; readonly to: string; readonly m: RelayMessage };
+  | { readonly t: 'answer'; readonly r: number; readonly answer: 'matched' | 'ready' | 'gone' }
+  /** A group being formed asks whether its member `id` is still there (and holds it). */
+  | { readonly t: 'hold'; readonly r: number; readonly from: string; readonly id: string; readonly offer: GroupOffer }
+  /** The fate of group `g`, for its member `id` held there. */
+  | { readonly t: 'decide'; readonly id: string; readonly g: string; readonly d: 'commit' | 'release' };
 
 /** What this process does with what other processes send it. */
 export interface LinkHandlers {
   /** Another process claimed this one's waiter `id`: commit it if its client is still there. */
   offered(id: string, offer: MatchOffer): Promise<'matched' | 'gone'>;
-  /** A relayed message for this process's waiter `to`. */
-  relayed(to: string, message: RelayMessage): void;
+  /** Another process forms a group with this one's waiter `id`: hold it if its client is still there. */
+  held?(id: string, offer: GroupOffer): 'ready' | 'gone';
+  /** Word of the fate of the group this one's waiter `id` is held for. */
+  decided?(id: string, groupId: string, decision: 'commit' | 'release'): void;
 }
 
 export class RedisPeerLink implements PeerLink {
@@ -65,8 +70,13 @@ export class RedisPeerLink implements PeerLink {
         this.#pending.get(message.r)?.(message.answer);
         return;
       }
-      if (message.t === 'relay') {
-        handlers.relayed(message.to, message.m);
+      if (message.t === 'decide') {
+        handlers.decided?.(message.id, message.g, message.d);
+        return;
+      }
+      if (message.t === 'hold') {
+        const answer = handlers.held?.(message.id, message.offer) ?? 'gone';
+        this.#publisher.sPublish(this.#channel(message.from), JSON.stringify({ t: 'answer', r: message.r, answer })).catch(onError);
         return;
       }
       handlers.offered(message.id, message.offer).then(
@@ -76,17 +86,30 @@ export class RedisPeerLink implements PeerLink {
     });
   }
 
-  offer(peer: Waiter, offer: MatchOffer): Promise<Answer> {
-    const r = ++this.#requests;
+  offer(peer: Waiter, offer: MatchOffer, waitMs: number): Promise<'matched' | 'gone' | 'unanswered'> {
+    return this.#ask(peer, { t: 'offer', r: ++this.#requests, from: this.#owner, id: peer.id, offer }, waitMs) as Promise<'matched' | 'gone' | 'unanswered'>;
+  }
+
+  hold(member: Waiter, offer: GroupOffer, waitMs: number): Promise<'ready' | 'gone' | 'unanswered'> {
+    return this.#ask(member, { t: 'hold', r: ++this.#requests, from: this.#owner, id: member.id, offer }, waitMs) as Promise<'ready' | 'gone' | 'unanswered'>;
+  }
+
+  decide(member: Waiter, groupId: string, decision: 'commit' | 'release'): void {
+    const message: Message = { t: 'decide', id: member.id, g: groupId, d: decision };
+    // At most once: a member's process that hears nothing asks the group's record itself.
+    this.#publisher.sPublish(this.#channel(member.owner), JSON.stringify(message)).catch(() => undefined);
+  }
+
+  #ask(peer: Waiter, message: Extract<Message, { r: number; from: string }>, waitMs: number): Promise<Answer> {
+    const { r } = message;
     return new Promise<Answer>((resolve) => {
       const done = (answer: Answer): void => {
         if (!this.#pending.delete(r)) return;
         clearTimeout(timer);
         resolve(answer);
       };
-      const timer = setTimeout(() => done('unanswered'), OFFER_TIMEOUT_MS);
+      const timer = setTimeout(() => done('unanswered'), Math.max(0, Math.min(OFFER_TIMEOUT_MS, waitMs)));
       this.#pending.set(r, done);
-      const message: Message = { t: 'offer', r, from: this.#owner, id: peer.id, offer };
       this.#publisher.sPublish(this.#channel(peer.owner), JSON.stringify(message)).then(
         // Nobody listening on that channel: its process is gone, and nobody can ever answer that waiter.
         (receivers) => {
@@ -95,12 +118,6 @@ export class RedisPeerLink implements PeerLink {
         () => done('unanswered'),
       );
     });
-  }
-
-  relay(owner: string, to: string, m: RelayMessage): void {
-    const message: Message = { t: 'relay', to, m };
-    // At most once: a message Redis could not take is lost, as one pub/sub loses.
-    this.#publisher.sPublish(this.#channel(owner), JSON.stringify(message)).catch(() => undefined);
   }
 
   async close(): Promise<void> {

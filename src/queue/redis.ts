@@ -6,11 +6,19 @@
  * Keys, for a room R under prefix P. The braces make every key of a room hash to one slot, so that a
  * room lives on one node of a Redis Cluster and its scripts touch nothing else:
  *   P{R}:q       list of waiting ids, oldest first
- *   P{R}:w       hash id → waiter (JSON, with the deadline Redis gave it)
- *   P{R}:claims  hash id → claim (JSON: the waiter, whether it marked the code used, whether its owner committed)
+ *   P{R}:w       hash id → `DEADLINE\nCONNECTION\nWAITER` (the deadline Redis gave it, the connection, then
+ *                the waiter's JSON, which no script ever decodes: a client's meta cannot break a room's step)
+ *   P{R}:claims  hash id → claim (JSON: the waiter, the arrival that claimed it, whether it marked the code used,
+ *                whether its owner committed)
  *   P{R}:used    exists while a code is used (its time to live is CODE_TTL_MS)
+ *   P{R}:g:ID    group ID's record (JSON: open, committed or aborted; whether it used the code; the
+ *                members nobody has put back or dropped yet, each as it was stored), in a group's room
+ *                alone (a room of size N > 2, whose key names N: `pool:NAME#N`); there a waiter is stored
+ *                as `DEADLINE\nCONNECTION\nQUEUED_AT\nWAITER`, for the fill rule
  *   Plimit:{K}   sorted set of the ids waiting under limit key K (an address), scored by deadline:
  *                MAX_WAITING_PER_IP, shared by every process, in the key's own slot
+ *   Pcodes       sorted set of the rooms of used codes, scored by when they may be used again: past
+ *                MAX_REMEMBERED_CODES, the oldest `used` keys are deleted early (as in memory)
  *
  * Nothing here outlives what it describes. A waiter whose process died (kill -9) is never handed
  * out: its claim must be confirmed by that process, which cannot (the arrival's offer finds nobody
@@ -18,153 +26,24 @@
  * a grace, {@link GRACE_MS}) by any join of its room; and the keys of a room nobody joins again expire on
  * their own GRACE_MS after the last waiter's deadline. A limit entry lapses at its deadline.
  */
-import { createHash } from 'node:crypto';
-import { BackendUnavailableError, type JoinRequest, type JoinStep, type MatchQueue, type QueueRefusal, type Waiter } from './seam.js';
+import { scripts, type RedisCommands } from './redis-scripts.js';
+import {
+  MAX_REMEMBERED_CODES,
+  type FillRequest,
+  type GatherRequest,
+  type GatherStep,
+  type GroupClaim,
+  type JoinRequest,
+  type JoinStep,
+  type MatchQueue,
+  type QueueRefusal,
+  type Waiter,
+} from './seam.js';
 
-/**
- * What the queue needs of a node-redis client: a single Redis (`createClient`) and a Redis Cluster
- * (`createCluster`) both have it, and route each call by its first key.
- */
-export interface RedisCommands {
-  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
-  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
-  zRem(key: string, member: string): Promise<unknown>;
-}
+export type { RedisCommands } from './redis-scripts.js';
 
 /** How long past its deadline a waiter (its limit entry, its room's keys) may linger in Redis, by default. */
 export const GRACE_MS = 5000;
-/** How long the claims of a room are kept after the last one was made: far longer than any confirmation takes. */
-const CLAIMS_TTL_MS = 60_000;
-
-/** Redis's clock in milliseconds, in a script (Redis 7 replicates a script's effects, so TIME is allowed). */
-const NOW = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
-
-/** Extends the keys' time to live to at least ttl milliseconds (never shortens it). */
-const KEEP = `local function keep(ttl, ...)
-  for _, key in ipairs({...}) do
-    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-  end
-end`;
-
-const JOIN = `${NOW}
-${KEEP}
-local q, w, claims, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local record, id, connection = ARGV[1], ARGV[2], ARGV[3]
-local byCode, refusal, codeTtlMs, waitMs = ARGV[4] == '1', ARGV[5], ARGV[6], tonumber(ARGV[7])
-local grace = tonumber(ARGV[8])
-if byCode and redis.call('EXISTS', used) == 1 then return {'refused', 'code_used'} end
-local ids = redis.call('LRANGE', q, 0, -1)
-for _, candidate in ipairs(ids) do
-  local stored = redis.call('HGET', w, candidate)
-  local waiter = stored and cjson.decode(stored)
-  if not waiter or waiter.deadline + grace < now then
-    -- Past its deadline: its process would have taken it out, so that process is gone.
-    redis.call('LREM', q, 1, candidate)
-    redis.call('HDEL', w, candidate)
-  elseif waiter.connection == connection then
-    if byCode then return {'refused', 'code_taken'} end
-  else
-    redis.call('LREM', q, 1, candidate)
-    redis.call('HDEL', w, candidate)
-    redis.call('HSET', claims, candidate, cjson.encode({waiter = stored, code = byCode, committed = false}))
-    redis.call('PEXPIRE', claims, ${CLAIMS_TTL_MS})
-    if byCode then redis.call('SET', used, '1', 'PX', codeTtlMs) end
-    return {'claimed', stored}
-  end
-end
-if refusal ~= '' then return {'refused', refusal} end
-local deadline = now + waitMs
-redis.call('RPUSH', q, id)
-redis.call('HSET', w, id, '{"deadline":' .. deadline .. ',' .. string.sub(record, 2))
-keep(waitMs + grace, q, w)
-return {'queued'}
-`;
-
-const COMMIT = `
-local claim = redis.call('HGET', KEYS[1], ARGV[1])
-if not claim then return 0 end
-claim = cjson.decode(claim)
-claim.committed = true
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(claim))
-return 1
-`;
-
-const CONFIRM = `return redis.call('HDEL', KEYS[1], ARGV[1])`;
-
-/** Returns 'matched', 'aborted', or (put back) the waiter's deadline: its limit entry is put back too. */
-const ABORT = `${NOW}
-${KEEP}
-local q, w, claims, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, stillThere, grace = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
-local claim = redis.call('HGET', claims, id)
-if not claim then return 'aborted' end
-redis.call('HDEL', claims, id)
-claim = cjson.decode(claim)
-if claim.committed then return 'matched' end
-if claim.code then redis.call('DEL', used) end
-if not stillThere then return 'aborted' end
-local deadline = cjson.decode(claim.waiter).deadline
-if deadline + grace < now then return 'aborted' end
-redis.call('LPUSH', q, id)
-redis.call('HSET', w, id, claim.waiter)
-keep(deadline + grace - now, q, w)
-return tostring(deadline)
-`;
-
-const CANCEL = `
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
-`;
-
-/**
- * Counts a waiter against its limit key: 0 when the key already has ARGV[2] (> 0) entries that have
- * not lapsed. ARGV[3] is how long the entry lasts (its wait plus GRACE_MS), or ARGV[4] when it lapses.
- */
-const RESERVE = `${NOW}
-${KEEP}
-local key, id, most = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local lapses = ARGV[4] ~= '' and tonumber(ARGV[4]) or now + tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-if most > 0 and redis.call('ZCARD', key) >= most then return 0 end
-redis.call('ZADD', key, lapses, id)
-keep(lapses - now, key)
-return 1
-`;
-
-class Script {
-  readonly #sha: string;
-  constructor(readonly source: string) {
-    this.#sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  /**
-   * EVALSHA, falling back to EVAL when Redis does not have the script (a restart, a failover). A
-   * Redis that cannot be reached is a BackendUnavailableError.
-   */
-  async run(client: RedisCommands, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      try {
-        return await client.evalSha(this.#sha, { keys, arguments: args });
-      } catch (error) {
-        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return await client.eval(this.source, { keys, arguments: args });
-      }
-    } catch (error) {
-      throw new BackendUnavailableError({ cause: error });
-    }
-  }
-}
-
-const scripts = {
-  join: new Script(JOIN),
-  commit: new Script(COMMIT),
-  confirm: new Script(CONFIRM),
-  abort: new Script(ABORT),
-  cancel: new Script(CANCEL),
-  reserve: new Script(RESERVE),
-};
 
 export interface RedisQueueOptions {
   /** Namespaces every key, so that several deployments or test runs share one Redis. Default `pairup:`. */
@@ -173,6 +52,8 @@ export interface RedisQueueOptions {
   readonly onError?: (error: unknown) => void;
   /** How long past its deadline a waiter is kept; default {@link GRACE_MS}. */
   readonly graceMs?: number;
+  /** Most used codes remembered; default {@link MAX_REMEMBERED_CODES}. */
+  readonly maxRememberedCodes?: number;
 }
 
 export class RedisQueue implements MatchQueue {
@@ -180,17 +61,25 @@ export class RedisQueue implements MatchQueue {
   readonly #prefix: string;
   readonly #onError: (error: unknown) => void;
   readonly #grace: number;
+  readonly #maxCodes: number;
 
   constructor(client: RedisCommands, options: RedisQueueOptions = {}) {
     this.#client = client;
     this.#prefix = options.prefix ?? 'pairup:';
     this.#onError = options.onError ?? (() => undefined);
     this.#grace = options.graceMs ?? GRACE_MS;
+    this.#maxCodes = options.maxRememberedCodes ?? MAX_REMEMBERED_CODES;
   }
 
   #keys(room: string): [q: string, w: string, claims: string, used: string] {
     const base = `${this.#prefix}{${room}}`;
     return [`${base}:q`, `${base}:w`, `${base}:claims`, `${base}:used`];
+  }
+
+  /** A group room's keys, with the record of group `groupId` in place of pairs' claims. */
+  #groupKeys(room: string, groupId: string): [q: string, w: string, group: string, used: string] {
+    const base = `${this.#prefix}{${room}}`;
+    return [`${base}:q`, `${base}:w`, `${base}:g:${groupId}`, `${base}:used`];
   }
 
   #limitKey(waiter: Waiter): string {
@@ -230,15 +119,27 @@ export class RedisQueue implements MatchQueue {
     if (counted && refusal === '' && kind !== 'queued') this.#release(waiter);
     if (kind === 'queued') return { kind };
     if (kind === 'refused') return { kind, refusal: detail as QueueRefusal };
-    const peer = JSON.parse(detail) as Waiter & { deadline?: number };
-    delete peer.deadline; // Redis's own bookkeeping, not part of the waiter
+    // After the deadline and the connection (Redis's own bookkeeping), the waiter as it was given.
+    const peer = JSON.parse(detail.slice(detail.indexOf('\n', detail.indexOf('\n') + 1) + 1)) as Waiter;
     // A claimed waiter no longer waits: it no longer counts (an abort that puts it back counts it again).
     this.#release(peer);
+    if (request.byCode) this.#remember(waiter.room, request.codeTtlMs);
     return { kind: 'claimed', peer };
   }
 
-  async commit(peer: Waiter): Promise<boolean> {
-    return (await scripts.commit.run(this.#client, [this.#keys(peer.room)[2]], [peer.id])) === 1;
+  /**
+   * Counts the code just used among every process's, and forgets the oldest past the bound. Not on
+   * the pairing's path: a code forgotten a moment late (or its count lost with Redis) is harmless.
+   */
+  #remember(room: string, ttlMs: number): void {
+    scripts.remember
+      .run(this.#client, [`${this.#prefix}codes`], [room, String(Math.max(1, Math.round(ttlMs))), String(this.#maxCodes)])
+      .then((forgotten) => Promise.all((forgotten as string[]).map((old) => this.#client.del(this.#keys(old)[3]))))
+      .catch(this.#onError);
+  }
+
+  async commit(peer: Waiter, claimer: string): Promise<boolean> {
+    return (await scripts.commit.run(this.#client, [this.#keys(peer.room)[2]], [peer.id, claimer])) === 1;
   }
 
   async confirm(peer: Waiter): Promise<void> {
@@ -258,6 +159,94 @@ export class RedisQueue implements MatchQueue {
     const cancelled = (await scripts.cancel.run(this.#client, [q, w], [waiter.id])) === 1;
     if (cancelled) this.#release(waiter);
     return cancelled;
+  }
+
+  async gather(request: GatherRequest): Promise<GatherStep> {
+    const { waiter } = request;
+    let refusal: QueueRefusal | '' = request.mayWait ? '' : 'full';
+    const counted = refusal === '' && request.maxPerKey > 0;
+    if (counted) {
+      const room = await scripts.reserve.run(
+        this.#client,
+        [this.#limitKey(waiter)],
+        [waiter.id, String(request.maxPerKey), String(Math.ceil(request.waitMs) + this.#grace), ''],
+      );
+      if (room !== 1) refusal = 'ip_limit';
+    }
+    const reply = (await scripts.gather.run(this.#client, this.#groupKeys(waiter.room, request.groupId), [
+      JSON.stringify(waiter),
+      waiter.id,
+      waiter.connection,
+      request.byCode ? '1' : '0',
+      refusal,
+      String(Math.max(1, Math.round(request.codeTtlMs))),
+      String(Math.max(1, Math.ceil(request.waitMs))),
+      String(this.#grace),
+      String(request.size),
+      String(request.min),
+      String(Math.max(0, Math.round(request.fillWaitMs))),
+    ])) as string[];
+    const [kind, detail = ''] = reply;
+    if (counted && refusal === '' && kind !== 'queued') this.#release(waiter);
+    if (kind === 'queued') return { kind };
+    if (kind === 'refused') return { kind, refusal: detail as QueueRefusal };
+    const group = this.#claimed(request.groupId, reply);
+    if (request.byCode) this.#remember(waiter.room, request.codeTtlMs);
+    return { kind: 'claimed', group };
+  }
+
+  async fill(waiter: Waiter, request: FillRequest): Promise<GroupClaim | undefined> {
+    const reply = (await scripts.fill.run(this.#client, this.#groupKeys(waiter.room, request.groupId), [
+      waiter.id,
+      String(request.size),
+      String(request.min),
+      request.byCode ? '1' : '0',
+      String(Math.max(1, Math.round(request.codeTtlMs))),
+      String(this.#grace),
+    ])) as string[];
+    if (reply.length === 0) return undefined;
+    const group = this.#claimed(request.groupId, reply);
+    if (request.byCode) this.#remember(waiter.room, request.codeTtlMs);
+    return group;
+  }
+
+  /** The members of a claimed group from the script's reply (after 'claimed', each as stored), no longer counted as waiting. */
+  #claimed(groupId: string, reply: readonly string[]): GroupClaim {
+    const members = reply.slice(1).map((stored) => {
+      // After the deadline, the connection and when it was queued, the waiter as it was given.
+      let at = -1;
+      for (let field = 0; field < 3; field++) at = stored.indexOf('\n', at + 1);
+      return JSON.parse(stored.slice(at + 1)) as Waiter;
+    });
+    for (const member of members) this.#release(member);
+    return { groupId, members };
+  }
+
+  async commitGroup(group: GroupClaim): Promise<boolean> {
+    const room = (group.members[0] as Waiter).room;
+    return (await scripts.commitGroup.run(this.#client, [this.#groupKeys(room, group.groupId)[2]], [group.groupId])) === 1;
+  }
+
+  /** A committed record is kept until it lapses (a minute): a member's process that missed the word asks it. */
+  confirmGroup(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async release(group: GroupClaim, back: readonly Waiter[], drop: readonly Waiter[]): Promise<'aborted' | 'matched'> {
+    const room = (group.members[0] as Waiter).room;
+    const backIds = new Set(back.map((member) => member.id));
+    const decided = [...back, ...drop].map((member) => member.id);
+    // Oldest first, as the group lists them: the script puts them back in that order.
+    const args = [group.groupId, String(this.#grace)];
+    for (const member of group.members) if (decided.includes(member.id)) args.push(member.id, backIds.has(member.id) ? '1' : '0');
+    const reply = (await scripts.release.run(this.#client, this.#groupKeys(room, group.groupId), args)) as string[];
+    if (reply[0] === 'matched') return 'matched';
+    // Put back in their room: counted again, until their deadlines.
+    for (let i = 1; i + 1 < reply.length; i += 2) {
+      const member = group.members.find((m) => m.id === reply[i]);
+      if (member !== undefined) await scripts.reserve.run(this.#client, [this.#limitKey(member)], [member.id, '0', '0', String(Number(reply[i + 1]) + this.#grace)]);
+    }
+    return 'aborted';
   }
 
   close(): Promise<void> {

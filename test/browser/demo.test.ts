@@ -3,29 +3,37 @@
  * driven by playwright-core, headless, WebRTC kept on loopback. pairup runs as a whole process
  * started by the test (`npm run test:browser` builds dist/ first: the demo is served from there).
  */
-import { spawnSync } from 'node:child_process';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findPeer } from '../../src/client/index.js';
-import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import { connectPeer, findPeer } from '../../src/client/index.js';
+import { launchChromium } from '../helpers/chromium.js';
+import { freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
 import { testCertificate } from '../helpers/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOT = new URL('../../docs/demo.png', import.meta.url);
+/** `npm run docs:screenshot` sets it to docs/demo.png; the tests alone write only to their temporary folder. */
+const SCREENSHOT = process.env.PAIRUP_SCREENSHOT;
 
 let browser: Browser | undefined;
 let server: ServerProcess | undefined;
 let origin: string;
 let cert: string;
 let dir: string | undefined;
+let adminPort: number;
+
+/** pairup_connections_total by via, from the server's admin listener. */
+async function connections(): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const counted: Record<string, number> = {};
+  for (const [, via, value] of text.matchAll(/^pairup_connections_total\{via="(\w+)"\} (\d+)$/gm)) counted[via ?? ''] = Number(value);
+  return counted;
+}
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  if (spawnSync('sh', ['-c', `test -x ${CHROMIUM}`]).status !== 0) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
   const own = await mkdtemp(join(tmpdir(), 'pairup-browser-'));
   dir = own;
   const pem = await testCertificate();
@@ -33,25 +41,11 @@ beforeAll(async () => {
   await writeFile(join(own, 'cert.pem'), pem.cert);
   await writeFile(join(own, 'key.pem'), pem.key);
   // The demo is served from the built dist/demo (npm run test:build builds it first).
-  const running = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0' }, own);
+  adminPort = await freePort();
+  const running = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0', ADMIN_PORT: String(adminPort) }, own);
   server = running;
   origin = `https://127.0.0.1:${await running.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // WebRTC on loopback: real host candidates (not mDNS names), loopback allowed.
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -82,6 +76,9 @@ describe('the demo page in Chromium', () => {
     await expectStatus(one, 'waiting');
     await two.goto(`${origin}/demo/?code=${code}&loopback=1`);
     await Promise.all([expectStatus(one, 'open'), expectStatus(two, 'open')]);
+    // Each page said how it connected, on its own: straight to the other (loopback host candidates).
+    for (let i = 0; i < 50 && (await connections()).direct !== 2; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await connections()).toEqual({ direct: 2, relay: 0, failed: 0 });
 
     await one.locator('#message').fill('hello from one');
     await one.locator('#message').press('Enter');
@@ -89,9 +86,10 @@ describe('the demo page in Chromium', () => {
     await two.locator('#message').press('Enter');
     await expect.poll(() => two.locator('#log li.peer').allTextContents(), { timeout: 10_000 }).toEqual(['hello from one']);
     await expect.poll(() => one.locator('#log li.peer').allTextContents(), { timeout: 10_000 }).toEqual(['and back from two']);
-    // Both pages, side by side, for the README.
-    await Promise.all([one.screenshot({ path: join(tmpdir(), 'pairup-demo-one.png') }), two.screenshot({ path: join(tmpdir(), 'pairup-demo-two.png') })]);
-    await sideBySide(join(tmpdir(), 'pairup-demo-one.png'), join(tmpdir(), 'pairup-demo-two.png'));
+    // Both pages, side by side, for the README (npm run docs:screenshot).
+    const shots = [join(dir ?? tmpdir(), 'one.png'), join(dir ?? tmpdir(), 'two.png')] as const;
+    await Promise.all([one.screenshot({ path: shots[0] }), two.screenshot({ path: shots[1] })]);
+    await sideBySide(shots[0], shots[1], SCREENSHOT ?? join(dir ?? tmpdir(), 'demo.png'));
 
     const third = await page();
     await third.goto(`${origin}/demo/?code=${code}&loopback=1`);
@@ -121,15 +119,10 @@ describe('the browser client from a page on another origin', () => {
   let other: Server;
   let otherOrigin: string;
   beforeAll(async () => {
-    const bundle = await readFile(new URL('../../dist/browser/pairup.js', import.meta.url));
-    other = createServer((req, res) => {
-      if (req.url === '/pairup.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript' });
-        res.end(bundle);
-      } else {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end('<!doctype html><title>another origin</title><p>another origin</p>');
-      }
+    // A page without any script of its own: it loads the client from pairup.
+    other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>another origin</title><p>another origin</p>');
     });
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
     const address = other.address();
@@ -143,12 +136,12 @@ describe('the browser client from a page on another origin', () => {
       }),
   );
 
-  it('finds a peer through CORS, and reads the error code of a refusal', async () => {
+  it('finds a peer through CORS with the client loaded from pairup’s /client/pairup.js, and reads the error code of a refusal', async () => {
     const p = await page();
     await p.goto(`${otherOrigin}/`);
     // Page code as text: the test runner would rewrite a function's import() for Node.
     const inPage = p.evaluate<{ peer: string; initiator: boolean; peerMeta: unknown }>(`(async () => {
-      const { findPeer } = await import(location.origin + '/pairup.js');
+      const { findPeer } = await import(${JSON.stringify(origin)} + '/client/pairup.js');
       const match = await findPeer({ url: ${JSON.stringify(origin)}, code: 'cross-origin-1', meta: { from: 'page' }, timeoutMs: 10000 });
       return { peer: match.peer, initiator: match.initiator, peerMeta: match.peerMeta };
     })()`);
@@ -159,7 +152,7 @@ describe('the browser client from a page on another origin', () => {
     expect(fromNode.peerMeta).toEqual({ from: 'page' });
 
     const refused = await p.evaluate<string>(`(async () => {
-      const { findPeer, PairupError } = await import(location.origin + '/pairup.js');
+      const { findPeer, PairupError } = await import(${JSON.stringify(origin)} + '/client/pairup.js');
       try {
         await findPeer({ url: ${JSON.stringify(origin)}, pool: 'not a pool' });
         return 'matched?';
@@ -175,8 +168,8 @@ async function expectStatus(p: Page, text: string): Promise<void> {
   await expect.poll(() => statusOf(p), { timeout: 20_000 }).toBe(text);
 }
 
-/** docs/demo.png: the two pages side by side, through the browser itself (no image library). */
-async function sideBySide(left: string, right: string): Promise<void> {
+/** The two pages side by side (docs/demo.png), through the browser itself (no image library). */
+async function sideBySide(left: string, right: string, path: string): Promise<void> {
   const [a, b] = await Promise.all([readFile(left), readFile(right)]);
   const canvas = await page();
   await canvas.setViewportSize({ width: 980, height: 660 });
@@ -184,5 +177,57 @@ async function sideBySide(left: string, right: string): Promise<void> {
     `<body style="margin:0;background:#888;display:flex;gap:20px;padding:10px">` +
       `<img src="data:image/png;base64,${a.toString('base64')}"><img src="data:image/png;base64,${b.toString('base64')}"></body>`,
   );
-  await canvas.screenshot({ path: SCREENSHOT.pathname });
+  await canvas.screenshot({ path });
 }
+
+describe('against a server whose MATCH_TIMEOUT_MS is 2 s', () => {
+  let short: ServerProcess | undefined;
+  let shortOrigin: string;
+  beforeAll(async () => {
+    const running = spawnServer(
+      { HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0', MATCH_TIMEOUT_MS: '2000' },
+      dir ?? tmpdir(),
+    );
+    short = running;
+    shortOrigin = `https://127.0.0.1:${await running.port}`;
+  });
+  afterAll(async () => {
+    if (short !== undefined && short.child.exitCode === null) {
+      short.child.kill('SIGTERM');
+      await short.exit;
+    }
+  });
+
+  it('the demo keeps waiting through the server’s waits until a partner comes, then opens its channel', async () => {
+    const code = `patient-${Date.now()}`;
+    const one = await page();
+    await one.goto(`${shortOrigin}/demo/?code=${code}&loopback=1`);
+    await expectStatus(one, 'waiting');
+    // Three of the server's waits end while the page waits.
+    await new Promise((resolve) => setTimeout(resolve, 6500));
+    expect(await statusOf(one)).toBe('waiting');
+    const two = await page();
+    await two.goto(`${shortOrigin}/demo/?code=${code}&loopback=1`);
+    await Promise.all([expectStatus(one, 'open'), expectStatus(two, 'open')]);
+  });
+
+  it('pairup/browser’s findPeer and connectPeer wait as long as they were asked, past the server’s longest wait', async () => {
+    const p = await page();
+    await p.goto(`${shortOrigin}/demo/`);
+    const inPage = p.evaluate<{ found: string; connected: string }>(`(async () => {
+      const { findPeer, connectPeer } = await import(location.origin + '/client/pairup.js');
+      const found = await findPeer({ url: location.origin, code: 'short-find', timeoutMs: 10000 });
+      const peer = await connectPeer({ url: location.origin, code: 'short-connect', timeoutMs: 10000 });
+      peer.close();
+      return { found: found.peer, connected: peer.match.peer };
+    })()`);
+    inPage.catch(() => undefined); // its failure is the test's, below
+    // Each partner comes after more than one of the server's waits.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const found = await findPeer({ url: shortOrigin, code: 'short-find', ca: cert, timeoutMs: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const connected = await connectPeer({ url: shortOrigin, code: 'short-connect', ca: cert, timeoutMs: 5000 });
+    connected.close();
+    expect(await inPage).toEqual({ found: found.self, connected: connected.match.self });
+  });
+});

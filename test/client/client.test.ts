@@ -124,7 +124,7 @@ describe('findPeer against a scripted server', () => {
     await expect(findPeer({ url, timeoutMs: 2000 })).rejects.toMatchObject({
       status: 0,
       code: 'unreachable',
-      message: `cannot reach ${url}: self-signed certificate`,
+      message: `cannot reach ${url}: self-signed certificate (not trusted: give its certificate with --cacert FILE, or the ca option)`,
     });
   });
 

@@ -372,7 +372,6 @@ describe('Lobby: waiters held by another process', () => {
         const answer = await (lobbies[peer.owner] as Lobby).offered(peer.id, offer);
         return link.lose === 'answer' ? 'unanswered' : answer;
       },
-      relay: () => undefined,
     };
     const a = new Lobby({ queue: shared, owner: 'A', limits, peers });
     const b = new Lobby({ queue: shared, owner: 'B', limits, peers });
@@ -428,5 +427,52 @@ describe('Lobby: waiters held by another process', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect((await waiter.outcome).kind).toBe('timeout');
     expect((await arrival.outcome).kind).toBe('timeout');
+  });
+});
+
+describe('Lobby: an offer that comes after its claimer gave up', () => {
+  it('never commits the claim another arrival made since: the waiter is paired with that arrival alone', async () => {
+    const shared = new MemoryQueue();
+    const limits = { maxWaiting: 10, maxWaitingPerIp: 0, codeTtlMs: 60_000 };
+    const lobbies: Record<string, Lobby> = {};
+    /** Offers held on the way, delivered when the test says; the claimer hears nothing until its time is up. */
+    const held: { id: string; offer: Parameters<Lobby['offered']>[1]; answered?: (answer: 'matched' | 'gone') => void }[] = [];
+    const peers: PeerLink = {
+      offer(peer, offer, waitMs) {
+        return new Promise((resolve) => {
+          const timer = setTimeout(() => resolve('unanswered'), waitMs);
+          held.push({
+            id: peer.id,
+            offer,
+            answered: (answer) => {
+              clearTimeout(timer);
+              resolve(answer);
+            },
+          });
+        });
+      },
+    };
+    const a = new Lobby({ queue: shared, owner: 'A', limits, peers });
+    const b = new Lobby({ queue: shared, owner: 'B', limits, peers });
+    lobbies.A = a;
+    lobbies.B = b;
+    const waiter = await join(new FakeClient('192.0.2.1:1').request({ timeoutMs: 5000 }), a);
+    const first = await join(new FakeClient('192.0.2.2:2').request({ timeoutMs: 500 }), b);
+    expect(held.map((h) => h.offer.arrival.id)).toEqual([first.waiter.id]);
+    // The first arrival's offer is slow: its time runs out, the waiter goes back and is claimed by the second.
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await first.outcome).kind).toBe('timeout');
+    const second = await join(new FakeClient('192.0.2.3:3').request({ timeoutMs: 5000 }), b);
+    expect(held.map((h) => h.offer.arrival.id)).toEqual([first.waiter.id, second.waiter.id]);
+    const [late, current] = held as [(typeof held)[0], (typeof held)[0]];
+    // The late offer reaches the waiter's process now: its claim is no longer there to commit.
+    expect(await a.offered(late.id, late.offer)).toBe('gone');
+    expect(await settledNow(waiter)).toBe('pending');
+    current.answered?.(await a.offered(current.id, current.offer));
+    await ticks();
+    const [w, r] = [await waiter.outcome, await second.outcome];
+    if (w.kind !== 'matched' || r.kind !== 'matched') throw new Error(`not matched: ${w.kind} ${r.kind}`);
+    expect([w.matchId, w.peer, r.peer]).toEqual([r.matchId, second.waiter, waiter.waiter]);
+    expect([a.waiting, b.waiting, shared.size]).toEqual([0, 0, 0]);
   });
 });

@@ -134,14 +134,21 @@ export interface Finished {
   readonly stderr: string;
 }
 
-/** Runs `node ARGS` to completion (stdin closed, stderr not a terminal) and collects what it printed. */
-export function runNode(args: readonly string[], cwd?: string): Promise<Finished> {
-  return runCommand(process.execPath, args, cwd);
+/**
+ * Runs `node ARGS` to completion (stdin closed, stderr not a terminal) and collects what it printed;
+ * `env` is added to the test's own environment.
+ */
+export function runNode(args: readonly string[], cwd?: string, env?: Record<string, string>): Promise<Finished> {
+  return runCommand(process.execPath, args, cwd, env);
 }
 
-/** Runs a command to completion (stdin closed) and collects what it printed. */
-export function runCommand(command: string, args: readonly string[], cwd?: string): Promise<Finished> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }) });
+/** Runs a command to completion (stdin closed) and collects what it printed; `env` is added to the test's own environment. */
+export function runCommand(command: string, args: readonly string[], cwd?: string, env?: Record<string, string>): Promise<Finished> {
+  const child = spawn(command, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd === undefined ? {} : { cwd }),
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -15,6 +15,7 @@ export const SAMPLE_MATCH: Match = {
   portIsSource: true,
   initiator: true,
   waitedMs: 5,
+  iceServers: [],
   peerMeta: null,
 };
 

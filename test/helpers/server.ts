@@ -1,3 +1,6 @@
+import type { RelayHub } from '../../src/core/relay.js';
+import type { AppKeys } from '../../src/net/app-keys.js';
+import type { WindowCounter } from '../../src/queue/counter-seam.js';
 import { Writable } from 'node:stream';
 import { buildConnector, Client, request, type Dispatcher } from 'undici';
 import { Lobby } from '../../src/core/lobby.js';
@@ -37,7 +40,17 @@ export interface TestServer {
 export async function startServer(
   env: Env = {},
   host = '127.0.0.1',
-  options: { pressureSampleMs?: number; metrics?: Metrics } = {},
+  options: {
+    pressureSampleMs?: number;
+    metrics?: Metrics;
+    clientDir?: URL;
+    stunPort?: () => number | undefined;
+    appKeys?: AppKeys;
+    counter?: WindowCounter;
+    relay?: RelayHub;
+    /** The lobby's name as a process (a relay hub given must have it too). */
+    owner?: string;
+  } = {},
 ): Promise<TestServer> {
   const config: Config = loadConfig({ LOG_LEVEL: 'info', MAX_WAITING_PER_IP: '0', ...env, HOST: host, PORT: '0' });
   const { cert, key } = await testCertificate();
@@ -49,7 +62,7 @@ export async function startServer(
     },
   });
   const queue = new MemoryQueue();
-  const lobby = new Lobby({ queue, limits: config, ...(options.metrics === undefined ? {} : { observer: options.metrics }) });
+  const lobby = new Lobby({ queue, limits: config, ...(options.metrics === undefined ? {} : { observer: options.metrics }), ...(options.owner === undefined ? {} : { owner: options.owner }) });
   const app = buildApp(config, { lobby, tls: { cert, key }, logStream, ...options });
   await app.listen({ host, port: 0 });
   const address = app.server.address();
@@ -63,7 +76,11 @@ export async function startServer(
     cert,
     logs,
     warnings: () => logs.filter((line) => line.level >= 40),
-    close: () => app.close(),
+    // As main.ts closes: the lobby it made first (every waiter answered), then the app.
+    close: () => {
+      app.log.info({ waiters: lobby.close() }, 'shutting down: answered every waiter');
+      return app.close();
+    },
   };
 }
 

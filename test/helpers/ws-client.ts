@@ -12,8 +12,8 @@ export interface TestSocket {
 }
 
 /** Opens `origin`/ws (wss://), trusting `ca`; resolves once open. */
-export async function openSocket(origin: string, ca: string, options: { readonly headers?: Record<string, string> } = {}): Promise<TestSocket> {
-  const socket = new WebSocket(`${origin.replace(/^https:/, 'wss:')}/ws`, { ca, ...(options.headers === undefined ? {} : { headers: options.headers }) });
+export async function openSocket(origin: string, ca: string, options: { readonly headers?: Record<string, string>; readonly query?: string } = {}): Promise<TestSocket> {
+  const socket = new WebSocket(`${origin.replace(/^https:/, 'wss:')}/ws${options.query ?? ''}`, { ca, ...(options.headers === undefined ? {} : { headers: options.headers }) });
   const received: Record<string, unknown>[] = [];
   let taken = 0;
   const waiting: (() => void)[] = [];

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { ask, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
+import { ask, eventually, json, startServer, TestClient, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
 let client: TestClient;
@@ -82,10 +82,75 @@ describe('CORS', () => {
     const refused = await upgradeAnswer('https://evil.example');
     expect([refused.status, JSON.parse(refused.body)]).toEqual([
       403,
-      { error: 'origin_not_allowed', message: 'pages of origin "https://evil.example" may not open a WebSocket here (CORS_ORIGINS)' },
+      { error: 'origin_not_allowed', message: 'pages of origin "https://evil.example" may not use this server (CORS_ORIGINS)' },
     ]);
     const plain = await ask(client.client, server.origin, '/healthz', { headers: { origin: 'https://evil.example' } });
     expect(plain.headers['access-control-allow-origin']).toBe(undefined);
+  });
+});
+
+describe('CORS_ORIGINS restricts use, not only reading', () => {
+  const refusal = { error: 'origin_not_allowed', message: 'pages of origin "https://evil.example" may not use this server (CORS_ORIGINS)' };
+
+  it('refuses GET / and POST / from a page of another origin before it joins the lobby: nobody is paired with it', async () => {
+    await start({ CORS_ORIGINS: 'https://good.example' });
+    const evil = { origin: 'https://evil.example', accept: 'application/json' };
+    const partner = new TestClient(server.origin, server.cert);
+    try {
+      // The partner waits first: a request that reached the lobby would be paired with it at once.
+      const waiting = ask(partner.client, server.origin, '/?pool=p&timeout=1', { headers: { accept: 'application/json' } });
+      await eventually(() => server.app.lobby.waiting === 1);
+      const get = await ask(client.client, server.origin, '/?pool=p', { headers: evil });
+      expect([get.status, json(get), get.headers['access-control-allow-origin']]).toEqual([403, refusal, undefined]);
+      const post = await ask(client.client, server.origin, '/', {
+        method: 'POST',
+        headers: { ...evil, 'content-type': 'application/json' },
+        body: '{"pool":"p","timeout":1}',
+      });
+      expect([post.status, json(post)]).toEqual([403, refusal]);
+      const answer = await waiting;
+      expect([answer.status, json(answer).error]).toEqual([408, 'timeout']);
+    } finally {
+      await partner.close();
+    }
+  });
+
+  it('pairs pages of a listed origin, pairup’s own pages over either protocol, and clients that send no Origin', async () => {
+    await start({ CORS_ORIGINS: 'https://good.example' });
+    const h2 = new TestClient(server.origin, server.cert, { h2: true });
+    try {
+      const good = ask(client.client, server.origin, '/?pool=g', { headers: { origin: 'https://good.example' } });
+      await eventually(() => server.app.lobby.waiting === 1);
+      const own = await ask(h2.client, server.origin, '/?pool=g', { headers: { origin: server.origin.replace('127.0.0.1', 'localhost') } });
+      expect(own.status).toBe(403); // another host is another origin
+      const same = await ask(h2.client, server.origin, '/?pool=g', { headers: { origin: server.origin } });
+      expect([same.status, (await good).status]).toEqual([200, 200]);
+      const plain = ask(client.client, server.origin, '/?pool=n');
+      await eventually(() => server.app.lobby.waiting === 1);
+      const ownPost = await ask(h2.client, server.origin, '/', {
+        method: 'POST',
+        headers: { origin: server.origin, 'content-type': 'application/json' },
+        body: '{"pool":"n"}',
+      });
+      expect([ownPost.status, (await plain).status]).toEqual([200, 200]);
+    } finally {
+      await h2.close();
+    }
+  });
+
+  it('with CORS_ORIGINS=off refuses every other origin; /healthz still answers, and nothing carries CORS headers', async () => {
+    await start({ CORS_ORIGINS: 'off' });
+    const get = await ask(client.client, server.origin, '/?pool=p&timeout=1', { headers: { origin: 'https://evil.example', accept: 'application/json' } });
+    expect([get.status, json(get)]).toEqual([403, refusal]);
+    const health = await ask(client.client, server.origin, '/healthz', { headers: { origin: 'https://evil.example' } });
+    expect([health.status, json(health), health.headers['access-control-allow-origin']]).toEqual([200, { status: 'ok', waiting: 0 }, undefined]);
+    const preflight = await ask(client.client, server.origin, '/', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    // CORS off: no preflight is answered as one (OPTIONS has no route), so a browser sends nothing more.
+    expect([preflight.status, json(preflight).error, preflight.headers['access-control-allow-origin']]).toEqual([404, 'not_found', undefined]);
+    expect(server.app.lobby.waiting).toBe(0);
   });
 });
 

@@ -81,7 +81,7 @@ describe('certificate reload', () => {
       // The partner trusts only the new certificate; the waiter's connection still runs on the old one.
       const answer = await ask(partner.client, `https://localhost:${port}`, '/?pool=reload');
       expect(answer.status).toBe(200);
-      expect((await waiting).text).toBe(`127.0.0.1:${String(partner.localPort)}`);
+      expect((await waiting).text).toBe(`127.0.0.1:${String(partner.localPort)}\n`);
     } finally {
       await Promise.all([waiter.close(), partner.close()]);
     }

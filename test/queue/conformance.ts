@@ -116,16 +116,33 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
       const [a, b] = [waiter('code:m', 'A'), waiter('code:n', 'A')];
       await queue.join(request(a));
       await queue.join(request(b));
-      expect(await queue.join(request(waiter('code:m', 'B')))).toEqual(claimed(a));
-      expect(await queue.commit(a)).toBe(true);
+      const claimer = waiter('code:m', 'B');
+      expect(await queue.join(request(claimer))).toEqual(claimed(a));
+      expect(await queue.commit(a, claimer.id)).toBe(true);
       // The claimer heard nothing and gives up: the record says the owner committed.
       expect(await queue.abort(a, true)).toBe('matched');
       expect(await queue.join(request(waiter('code:m', 'C')))).toEqual(refused('code_used'));
       // Aborted before its owner could commit: the commit fails, the code is free again.
-      expect(await queue.join(request(waiter('code:n', 'B')))).toEqual(claimed(b));
+      const second = waiter('code:n', 'B');
+      expect(await queue.join(request(second))).toEqual(claimed(b));
       expect(await queue.abort(b, false)).toBe('aborted');
-      expect(await queue.commit(b)).toBe(false);
+      expect(await queue.commit(b, second.id)).toBe(false);
       expect(await queue.join(request(waiter('code:n', 'D')))).toEqual(queued);
+    });
+
+    it('commits a claim only for the arrival that made it: a late commit for an earlier claimer fails', async () => {
+      const a = waiter('pool:p', 'A');
+      await queue.join(request(a));
+      const first = waiter('pool:p', 'B');
+      expect(await queue.join(request(first))).toEqual(claimed(a));
+      // The first claimer gives up with its waiter still there: back in the room, claimed by the next.
+      expect(await queue.abort(a, true)).toBe('aborted');
+      const second = waiter('pool:p', 'C');
+      expect(await queue.join(request(second))).toEqual(claimed(a));
+      expect(await queue.commit(a, first.id)).toBe(false);
+      expect(await queue.commit(a, second.id)).toBe(true);
+      expect(await queue.abort(a, true)).toBe('matched');
+      expect(await queue.join(request(waiter('pool:p', 'D')))).toEqual(queued);
     });
 
     it('cancels a waiter once; not after it was claimed', async () => {
@@ -154,7 +171,7 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
           const real = under.queue;
           const model = new ModelQueue();
           const known: Waiter[] = [];
-          const open: Waiter[] = []; // claimed, not yet confirmed or aborted
+          const open: { peer: Waiter; by: string }[] = []; // claimed, not yet confirmed or aborted
           for (const o of ops) {
             if (o.kind === 'join') {
               const w = waiter(o.room, o.connection, o.key);
@@ -162,19 +179,20 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
               const req = request(w, { mayWait: o.mayWait, maxPerKey: 2 });
               const step = await real.join(req);
               expect(step).toEqual(model.join(req));
-              if (step.kind === 'claimed') open.push(step.peer);
+              if (step.kind === 'claimed') open.push({ peer: step.peer, by: w.id });
             } else if (o.kind === 'cancel') {
               const w = known[o.pick % Math.max(1, known.length)];
               if (w !== undefined) expect(await real.cancel(w)).toBe(model.cancel(w));
             } else {
-              const w = open.splice(o.pick % Math.max(1, open.length), 1)[0];
-              if (w === undefined) continue;
+              const claim = open.splice(o.pick % Math.max(1, open.length), 1)[0];
+              if (claim === undefined) continue;
+              const { peer: w, by } = claim;
               if (o.how === 'confirm') {
-                expect(await real.commit(w)).toBe(model.commit(w));
+                expect(await real.commit(w, by)).toBe(model.commit(w, by));
                 await real.confirm(w);
                 model.confirm(w);
               } else if (o.how === 'commit-abort') {
-                expect(await real.commit(w)).toBe(model.commit(w));
+                expect(await real.commit(w, by)).toBe(model.commit(w, by));
                 expect(await real.abort(w, true)).toBe(model.abort(w, true));
               } else {
                 expect(await real.abort(w, o.how === 'abort-there')).toBe(model.abort(w, o.how === 'abort-there'));
@@ -192,7 +210,7 @@ export function describeQueueConformance(name: string, create: () => Promise<Que
 class ModelQueue {
   readonly rooms = new Map<string, Waiter[]>();
   readonly used = new Set<string>();
-  readonly claims = new Map<string, { code: string | undefined; committed: boolean }>();
+  readonly claims = new Map<string, { by: string; code: string | undefined; committed: boolean }>();
 
   join(r: JoinRequest): JoinStep {
     const { waiter: w, byCode } = r;
@@ -204,7 +222,7 @@ class ModelQueue {
         continue;
       }
       list.splice(i, 1);
-      this.claims.set(candidate.id, { code: byCode ? w.room : undefined, committed: false });
+      this.claims.set(candidate.id, { by: w.id, code: byCode ? w.room : undefined, committed: false });
       if (byCode) this.used.add(w.room);
       return claimed(candidate);
     }
@@ -223,9 +241,9 @@ class ModelQueue {
     return true;
   }
 
-  commit(w: Waiter): boolean {
+  commit(w: Waiter, by: string): boolean {
     const claim = this.claims.get(w.id);
-    if (claim === undefined) return false;
+    if (claim?.by !== by) return false;
     claim.committed = true;
     return true;
   }

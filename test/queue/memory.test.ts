@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryQueue } from '../../src/queue/memory.js';
 import { describeQueueConformance, waiter } from './conformance.js';
+import { describeGroupConformance } from './group-conformance.js';
 
 describeQueueConformance('in memory', () => Promise.resolve({ queue: new MemoryQueue(), cleanup: () => Promise.resolve() }));
+describeGroupConformance('in memory', () => Promise.resolve({ queue: new MemoryQueue(), cleanup: () => Promise.resolve() }));
 
 describe('MemoryQueue', () => {
   it('forgets the oldest used codes past its bound, and only those', () => {

@@ -1,16 +1,20 @@
 import { Type } from 'typebox';
-import type { Lobby } from '../../core/lobby.js';
-import type { Refusal, Room } from '../../core/types.js';
-import { clientAddressOf, formatAddress, limitKey, type ProxyTrust } from '../../net/address.js';
-import { errors, type ErrorCode } from '../../protocol/errors.js';
-import { pairingLog } from '../../ops/pairing-log.js';
+import { groupRoom, type Outcome, type Room } from '../../core/types.js';
+import type { AppKey } from '../../net/app-keys.js';
+import { errors } from '../../protocol/errors.js';
+import { joinProblem } from '../../protocol/join.js';
+import { logGroup, pairingLog } from '../../ops/pairing-log.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
-import { matchAnswer } from '../match-answer.js';
-import { connectionId, connectionNotRead, responseGone, wasLetGoUnread, watchResponse, type RawResponse } from '../connection.js';
+import { refusalError } from '../refusals.js';
+import type { MatchRouteOptions } from '../route-options.js';
+import { groupAnswer, groupText, matchAnswer } from '../match-answer.js';
+import { clientReader } from '../join-request.js';
+import { connectionNotRead, responseGone, wasLetGoUnread, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
 import { answerFormat, OFFERED_TYPES, type AnswerFormat } from '../negotiate.js';
+import { refuseOtherOrigins } from '../origin.js';
 import type { AnyReply, AnyRequest, App } from '../types.js';
 import {
   BODY_LIMIT_BYTES,
@@ -19,7 +23,6 @@ import {
   Match,
   MatchWithMeta,
   Meta,
-  META_MAX_BYTES,
   POOL_PATTERN,
   TIMEOUT_PATTERN,
 } from '../../protocol/schemas.js';
@@ -27,15 +30,18 @@ import {
 const Pool = Type.String({ pattern: POOL_PATTERN });
 const Code = Type.String({ pattern: CODE_PATTERN });
 
-const Query = Type.Object(
-  {
-    pool: Type.Optional(Pool),
-    code: Type.Optional(Code),
-    timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
-  },
-  // A misspelt parameter (`?Pool=chess`) must not wait in the default pool with strangers.
-  { additionalProperties: false },
-);
+const QUERY_FIELDS = {
+  pool: Type.Optional(Pool),
+  code: Type.Optional(Code),
+  timeout: Type.Optional(Type.String({ pattern: TIMEOUT_PATTERN })),
+  // Any text here: protocol/join.ts says what is wrong with it, naming the field.
+  size: Type.Optional(Type.String()),
+  min: Type.Optional(Type.String()),
+};
+// A misspelt parameter (`?Pool=chess`) must not wait in the default pool with strangers.
+const Query = Type.Object(QUERY_FIELDS, { additionalProperties: false });
+/** With app keys, `?key=` too (curl, and pages that would rather not send a header). */
+const QueryWithKey = Type.Object({ ...QUERY_FIELDS, key: Type.Optional(Type.String()) }, { additionalProperties: false });
 
 const Body = Type.Object(
   {
@@ -43,6 +49,9 @@ const Body = Type.Object(
     code: Type.Optional(Code),
     timeout: Type.Optional(Type.Number()),
     meta: Type.Optional(Meta),
+    // Any JSON here (no coercion of "3" to 3): protocol/join.ts says what is wrong with it.
+    size: Type.Optional(Type.Unknown()),
+    min: Type.Optional(Type.Unknown()),
   },
   { additionalProperties: false },
 );
@@ -55,55 +64,47 @@ interface Wanted {
   readonly answerMeta: boolean;
 }
 
-const REFUSALS: Readonly<Record<Refusal, ErrorCode>> = {
-  closing: 'shutting_down',
-  full: 'server_full',
-  ip_limit: 'too_many_waiting_from_ip',
-  code_used: 'code_used',
-  code_taken: 'code_taken',
-};
-
-/** The error a refused join is answered with, over HTTP and WebSocket alike. */
-export function refusalError(refusal: Refusal, limits: Pick<MatchRouteOptions, 'maxWaiting' | 'maxWaitingPerIp'>): ApiError {
-  const code = REFUSALS[refusal];
-  const args = refusal === 'full' ? [limits.maxWaiting] : refusal === 'ip_limit' ? [limits.maxWaitingPerIp] : [];
-  return new ApiError(code, args, refusal === 'code_used' || refusal === 'code_taken' ? 'code' : undefined);
-}
-
-export interface MatchRouteOptions {
-  readonly lobby: Lobby;
-  /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY). */
-  readonly trustProxy: ProxyTrust;
-  /** With PROXY protocol the connection's address is already the client's: X-Forwarded-For is never read. */
-  readonly proxyProtocol: boolean;
-  /** IPv6 clients are counted for MAX_WAITING_PER_IP by their network of this many bits. */
-  readonly ipv6PrefixBits: number;
-  readonly matchTimeoutMs: number;
-  readonly maxWaiting: number;
-  readonly maxWaitingPerIp: number;
-}
-
 /**
  * `GET /` and `POST /`: wait for a partner in a pool, answer with its address. At shutdown it answers
  * every waiter itself (a long-poll would otherwise hold `fastify.close()` for its whole timeout).
  */
 export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?: Error) => void): void {
-  const { lobby, matchTimeoutMs, ipv6PrefixBits } = options;
-  const clientAddress = clientAddressOf(options.proxyProtocol ? false : options.trustProxy);
+  const { lobby, matchTimeoutMs, maxGroupSize } = options;
+  const clientOf = clientReader(options);
   const maxTimeoutS = matchTimeoutMs / 1000;
   const shutdownWrites: Promise<void>[] = [];
   const logPairing = pairingLog(app.log);
+  const log = app.log;
+  // A page CORS_ORIGINS does not allow is refused before it joins the lobby; with `*` (the default)
+  // no hook is added, so a request pays nothing for it.
+  const { access } = options;
+  // With app keys, each request names its app before anything else is read of it (its body included).
+  const admit =
+    access === undefined
+      ? undefined
+      : (request: AnyRequest, _reply: AnyReply, next: (error?: Error) => void) => {
+          try {
+            access.admit(request);
+            next();
+          } catch (error) {
+            next(error as Error);
+          }
+        };
+  const hooks = [...(options.corsOrigins === '*' ? [] : [refuseOtherOrigins(options.corsOrigins)]), ...(admit === undefined ? [] : [admit])];
+  const origin = hooks.length === 0 ? {} : { onRequest: hooks };
 
-  function timeoutMs(seconds: number | undefined): number {
-    if (seconds === undefined) return matchTimeoutMs;
-    if (!(seconds > 0 && seconds <= maxTimeoutS)) throw new ApiError('invalid_timeout', [maxTimeoutS], 'timeout', { maxTimeoutS });
-    return Math.max(1, Math.round(seconds * 1000));
-  }
-
-  function roomOf(pool: string | undefined, code: string | undefined): Room {
-    if (code === undefined) return { kind: 'pool', name: pool ?? DEFAULT_POOL };
-    if (pool !== undefined) throw new ApiError('pool_and_code', [], 'code');
-    return { kind: 'code', name: code };
+  /** What the request asks for, once its fields pass the rules every transport shares (protocol/join.ts). */
+  function wanted(fields: { pool?: string; code?: string; timeout?: number; meta?: Record<string, unknown>; size?: unknown; min?: unknown }, answerMeta: boolean): Wanted {
+    const problem = joinProblem(fields, maxTimeoutS, maxGroupSize);
+    if (problem !== undefined) throw new ApiError(problem.error, problem.args, problem.field, problem.error === 'invalid_timeout' ? { maxTimeoutS } : undefined);
+    const { pool, code, timeout, meta } = fields;
+    const room: Room = code === undefined ? { kind: 'pool', name: pool ?? DEFAULT_POOL } : { kind: 'code', name: code };
+    return {
+      room: groupRoom(room, fields.size as number | undefined, fields.min as number | undefined),
+      timeoutMs: timeout === undefined ? matchTimeoutMs : Math.max(1, Math.round(timeout * 1000)),
+      meta,
+      answerMeta,
+    };
   }
 
   /**
@@ -112,16 +113,32 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
    * handler has finished.
    */
   async function findPeer(request: AnyRequest, reply: AnyReply, wanted: Wanted, format: AnswerFormat) {
+    const app = access?.appOf(request);
+    if (access === undefined || app === undefined) return answer(request, reply, wanted, format, undefined);
+    const entered = access.enter(app);
+    const release = entered instanceof Promise ? await entered : entered;
+    try {
+      return await answer(request, reply, { ...wanted, room: { ...wanted.room, app: app.app } }, format, app);
+    } finally {
+      release();
+    }
+  }
+
+  async function answer(request: AnyRequest, reply: AnyReply, wanted: Wanted, format: AnswerFormat, app: AppKey | undefined) {
     const res = reply.raw;
     // A client that left while its body was read is not queued: nobody could be told of the match.
     if (responseGone(res)) return reply.hijack();
-    const { ip, via } = clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for']);
+    // Each group logged and counted once, by its first member (every process agrees who that is),
+    // answered or not (its client may have left as the group was committed).
+    const groupFormed = (outcome: Extract<Outcome, { kind: 'grouped' }>): void => {
+      if (outcome.index !== 0) return;
+      logGroup(log, wanted.room, outcome, lobby.owner);
+      if (app !== undefined) access?.paired(app).catch((error: unknown) => request.log.debug({ err: error }, 'group not counted'));
+    };
     const joined = lobby.join({
       room: wanted.room,
-      limitKey: limitKey(ip, ipv6PrefixBits),
-      address: formatAddress(ip, request.socket.remotePort ?? 0),
-      via,
-      connection: connectionId(request.raw),
+      lateGroup: groupFormed,
+      ...clientOf(request),
       meta: wanted.meta,
       timeoutMs: wanted.timeoutMs,
       // A connection Node no longer reads would not show its client leaving: a request on it does
@@ -140,14 +157,26 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
         const { peer } = outcome;
         if (!outcome.initiator) {
           logPairing({ room: wanted.room, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: peer.owner !== lobby.owner });
+          // Each match counted once, by its arrival; a backend that cannot count it now loses one.
+          if (app !== undefined) access?.paired(app).catch((error: unknown) => request.log.debug({ err: error }, 'pairing not counted'));
         }
-        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(peer.address);
-        return reply.send(matchAnswer(wanted.room, joined.address, outcome, wanted.answerMeta));
+        // Text answers end with a newline, so that a shell prompt after curl starts on a line of its own.
+        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(`${peer.address}\n`);
+        return reply.send(matchAnswer(wanted.room, joined.address, outcome, options.iceServers(request.hostname, outcome.matchId, app?.turn), wanted.answerMeta));
+      }
+      case 'grouped': {
+        groupFormed(outcome);
+        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(groupText(outcome));
+        // Not the pairs' answer schema (whose serializer stays theirs alone): this answer's own fields.
+        return reply
+          .serializer(JSON.stringify)
+          .type('application/json; charset=utf-8')
+          .send(groupAnswer(wanted.room, joined.address, outcome, options.iceServers(request.hostname, outcome.matchId, app?.turn), wanted.answerMeta));
       }
       case 'timeout': {
         const entry = errors.timeout;
         void reply.header('retry-after', String(entry.retryAfterS));
-        if (format === 'text') return reply.code(entry.status).type('text/plain; charset=utf-8').send(entry.message);
+        if (format === 'text') return reply.code(entry.status).type('text/plain; charset=utf-8').send(`${entry.message}\n`);
         return reply
           .code(entry.status)
           .send({ error: entry.code, message: entry.message, waitedMs: Math.round(outcome.waitedMs) });
@@ -160,7 +189,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
           .code(entry.status)
           .header('retry-after', String(entry.retryAfterS))
           .type('text/plain; charset=utf-8')
-          .send(entry.message);
+          .send(`${entry.message}\n`);
       }
       case 'gone':
         // Its connection is not read (it is answered), or its client is gone: nobody to answer.
@@ -173,14 +202,13 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     method: 'GET',
     url: '/',
     exposeHeadRoute: false,
-    schema: { querystring: Query, response: { 200: Match } },
+    ...origin,
+    schema: { querystring: access === undefined ? Query : QueryWithKey, response: { 200: Match } },
     handler: (request, reply) => {
       const format = answerFormat(request.headers.accept);
       if (format === undefined) throw new ApiError('not_acceptable', [OFFERED_TYPES]);
-      const { pool, code, timeout } = request.query;
-      const seconds = timeout === undefined ? undefined : Number(timeout);
-      const wanted = { room: roomOf(pool, code), timeoutMs: timeoutMs(seconds), meta: undefined, answerMeta: false };
-      return findPeer(request, reply, wanted, format);
+      const { pool, code, timeout, size, min } = request.query;
+      return findPeer(request, reply, wanted({ pool, code, timeout: timeout === undefined ? undefined : Number(timeout), size: whole(size), min: whole(min) }, false), format);
     },
   });
 
@@ -188,9 +216,11 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     method: 'POST',
     url: '/',
     bodyLimit: BODY_LIMIT_BYTES,
+    ...origin,
     preValidation: (request, _reply, done) => {
       // `POST /?timeout=0.2` would otherwise wait the default time: say where parameters go.
-      const names = Object.keys(request.query as object);
+      // With app keys, `?key=` is the one parameter POST / takes in its query (a key is not part of the ask).
+      const names = Object.keys(request.query as object).filter((name) => access === undefined || name !== 'key');
       if (names.length > 0) return done(new ApiError('query_not_allowed', [names.map((name) => JSON.stringify(name)).join(', ')]));
       // An empty POST (curl -X POST) asks with every default.
       const parsed = request as { body?: unknown };
@@ -199,27 +229,25 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     },
     schema: { body: Body, response: { 200: MatchWithMeta } },
     handler: (request, reply) => {
-      const { pool, code, timeout, meta } = request.body;
-      const room = roomOf(pool, code);
-      if (meta !== undefined) {
-        const bytes = Buffer.byteLength(JSON.stringify(meta));
-        if (bytes > META_MAX_BYTES) throw new ApiError('meta_too_large', [META_MAX_BYTES, bytes], 'meta');
-      }
-      return findPeer(request, reply, { room, timeoutMs: timeoutMs(timeout), meta, answerMeta: true }, 'json');
+      return findPeer(request, reply, wanted(request.body, true), 'json');
     },
   });
 
   methodNotAllowed(app, '/', ['GET', 'POST']);
 
-  // Answer every waiter now, and let those answers reach the wire before connections close.
+  // The lobby was closed first, by whoever made it (main.ts): every waiter has its `shutdown` outcome.
+  // Let those answers reach the wire before connections close.
   app.addHook('preClose', async () => {
-    const answered = lobby.close();
-    app.log.info({ waiters: answered }, 'shutting down: answered every waiter');
     // Handlers resume from their settled outcome in microtasks: all have written by the next turn.
     await new Promise(setImmediate);
     await Promise.all(shutdownWrites.splice(0));
   });
   done();
+}
+
+/** A query's whole number as a number; anything else as it came (the join's rules refuse it). */
+function whole(text: string | undefined): number | string | undefined {
+  return text !== undefined && /^[0-9]{1,6}$/.test(text) ? Number(text) : text;
 }
 
 /** Resolves when the response has been handed to the connection, or can no longer be. */

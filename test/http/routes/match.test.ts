@@ -38,8 +38,8 @@ describe.each([
     expect(answerA.status).toBe(200);
     expect(second.status).toBe(200);
     expect(answerA.headers['content-type']).toBe('text/plain; charset=utf-8');
-    expect(answerA.text).toBe(`127.0.0.1:${b.localPort}`);
-    expect(second.text).toBe(`127.0.0.1:${a.localPort}`);
+    expect(answerA.text).toBe(`127.0.0.1:${b.localPort}\n`);
+    expect(second.text).toBe(`127.0.0.1:${a.localPort}\n`);
     expect(server.app.lobby.waiting).toBe(0);
   });
 
@@ -51,6 +51,7 @@ describe.each([
     const answerB = json(await get(b, '/?pool=json-pool', JSON_ACCEPT));
     const answerA = json(await first);
     expect(Object.keys(answerA).sort()).toEqual([
+      'iceServers',
       'initiator',
       'matchId',
       'peer',
@@ -88,8 +89,8 @@ describe.each([
     const first = get(a, '/?pool=three');
     await waitFor(1);
     const second = get(b, '/?pool=three');
-    expect((await first).text).toBe(`127.0.0.1:${b.localPort}`);
-    expect((await second).text).toBe(`127.0.0.1:${a.localPort}`);
+    expect((await first).text).toBe(`127.0.0.1:${b.localPort}\n`);
+    expect((await second).text).toBe(`127.0.0.1:${a.localPort}\n`);
     const third = get(c, '/?pool=three&timeout=0.3');
     await waitFor(1);
     expect(server.app.lobby.waiting).toBe(1);
@@ -104,10 +105,10 @@ describe.each([
     await waitFor(2);
     const secondX = await get(c, '/?pool=x');
     const secondY = await get(d, '/?pool=y');
-    expect(secondX.text).toBe(`127.0.0.1:${a.localPort}`);
-    expect(secondY.text).toBe(`127.0.0.1:${b.localPort}`);
-    expect((await inX).text).toBe(`127.0.0.1:${c.localPort}`);
-    expect((await inY).text).toBe(`127.0.0.1:${d.localPort}`);
+    expect(secondX.text).toBe(`127.0.0.1:${a.localPort}\n`);
+    expect(secondY.text).toBe(`127.0.0.1:${b.localPort}\n`);
+    expect((await inX).text).toBe(`127.0.0.1:${c.localPort}\n`);
+    expect((await inY).text).toBe(`127.0.0.1:${d.localPort}\n`);
   });
 
   it('answers a lone client 408 after its timeout, as text and as JSON', async () => {
@@ -115,7 +116,7 @@ describe.each([
     const text = await get(client(), '/?pool=lonely&timeout=0.2');
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(text.status).toBe(408);
-    expect(text.text).toBe('timeout waiting for peer');
+    expect(text.text).toBe('timeout waiting for peer\n');
     expect(text.headers['retry-after']).toBe('0');
     const asJson = await get(client(), '/?pool=lonely&timeout=0.2', JSON_ACCEPT);
     expect(asJson.status).toBe(408);
@@ -139,8 +140,8 @@ describe.each([
     const second = get(b, '/?pool=abort');
     await waitFor(1);
     const third = await get(c, '/?pool=abort');
-    expect(third.text).toBe(`127.0.0.1:${b.localPort}`);
-    expect((await second).text).toBe(`127.0.0.1:${c.localPort}`);
+    expect(third.text).toBe(`127.0.0.1:${b.localPort}\n`);
+    expect((await second).text).toBe(`127.0.0.1:${c.localPort}\n`);
   });
 
   it('drops a POST client that aborts while waiting', async () => {
@@ -158,8 +159,8 @@ describe.each([
     await waitFor(0);
     const second = get(b, '/?pool=post-abort');
     await waitFor(1);
-    expect((await get(c, '/?pool=post-abort')).text).toBe(`127.0.0.1:${b.localPort}`);
-    expect((await second).text).toBe(`127.0.0.1:${c.localPort}`);
+    expect((await get(c, '/?pool=post-abort')).text).toBe(`127.0.0.1:${b.localPort}\n`);
+    expect((await second).text).toBe(`127.0.0.1:${c.localPort}\n`);
   });
 
   it('exchanges meta between POST clients and tells GET clients nothing of it', async () => {
@@ -178,6 +179,7 @@ describe.each([
     expect(answerB.peerMeta).toEqual({ udpPort: 40000, key: 'k1', nested: { list: [1, 'two', null] } });
     expect(answerA.peer).toBe(`127.0.0.1:${b.localPort}`);
     expect(Object.keys(answerA).sort()).toEqual([
+      'iceServers',
       'initiator',
       'matchId',
       'peer',
@@ -194,7 +196,7 @@ describe.each([
     const viaPost = post(c, { pool: 'mixed', meta: { secret: 'not for text' } });
     await waitFor(1);
     const viaGet = await get(d, '/?pool=mixed');
-    expect(viaGet.text).toBe(`127.0.0.1:${c.localPort}`);
+    expect(viaGet.text).toBe(`127.0.0.1:${c.localPort}\n`);
     expect(json(await viaPost).peerMeta).toBeNull();
   });
 
@@ -275,8 +277,8 @@ describe('addresses over IPv6', () => {
       const first = ask(a.client, server.origin, '/');
       await eventually(() => server.app.lobby.waiting === 1);
       const second: Answer = await ask(b.client, server.origin, '/');
-      expect((await first).text).toBe(`[::1]:${b.localPort}`);
-      expect(second.text).toBe(`[::1]:${a.localPort}`);
+      expect((await first).text).toBe(`[::1]:${b.localPort}\n`);
+      expect(second.text).toBe(`[::1]:${a.localPort}\n`);
     } finally {
       await Promise.all([a.close(), b.close()]);
       await server.close();

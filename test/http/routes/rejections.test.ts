@@ -53,7 +53,7 @@ describe('bad query', () => {
   ])('refuses %s, naming the unknown parameter', async (path, name) => {
     await expectError(call(path), 400, {
       error: 'unknown_parameter',
-      message: `unknown query parameter "${name}"; allowed: pool, code, timeout`,
+      message: `unknown query parameter "${name}"; allowed: pool, code, timeout, size, min`,
       field: name,
     });
   });
@@ -108,7 +108,7 @@ describe('bad body', () => {
   it.each(['[]', 'null', '"pool"', '42'])('refuses a body that is not an object: %s', async (body) => {
     await expectError(post(body), 400, {
       error: 'invalid_body',
-      message: 'body must be a JSON object with optional pool or code, timeout and meta',
+      message: 'body must be a JSON object with optional pool or code, timeout, meta, size and min',
     });
   });
 
@@ -145,6 +145,23 @@ describe('bad body', () => {
     expect((await post(justRight)).status).toBe(408);
   });
 
+  it('refuses meta nested more than 16 levels deep, naming the field, and accepts 16', async () => {
+    // An object holding levels - 1 arrays, one in the other.
+    const nest = (levels: number): string => `{"a":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}`;
+    await expectError(post(`{"meta":${nest(17)}}`), 400, {
+      error: 'meta_too_deep',
+      message: 'meta may nest objects and arrays at most 16 levels deep (itself included)',
+      field: 'meta',
+    });
+    // 1010 levels in 2 KB: past the depth Redis's JSON decoder takes (1000), as a waiter's meta that once blocked a Redis room.
+    await expectError(post(`{"meta":${nest(1010)}}`), 400, {
+      error: 'meta_too_deep',
+      message: 'meta may nest objects and arrays at most 16 levels deep (itself included)',
+      field: 'meta',
+    });
+    expect((await post(`{"meta":${nest(16)},"timeout":0.05}`)).status).toBe(408);
+  });
+
   it('refuses a body over the size limit', async () => {
     await expectError(post(JSON.stringify({ meta: { v: 'x'.repeat(9000) } })), 400, {
       error: 'body_too_large',
@@ -155,7 +172,7 @@ describe('bad body', () => {
   it('refuses unknown fields, naming them', async () => {
     await expectError(post('{"pol":"x"}'), 400, {
       error: 'unknown_field',
-      message: 'body has unknown field "pol"; allowed: pool, code, timeout, meta',
+      message: 'body has unknown field "pol"; allowed: pool, code, timeout, meta, size, min',
       field: 'pol',
     });
   });

@@ -1,0 +1,34 @@
+/**
+ * Counting how matched sides connected: each side of a match once (the ledger decides, across the
+ * processes sharing a backend), over HTTP and WebSocket alike.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { matchProof } from '../core/secrets.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { ConnectionVia } from '../protocol/outcome.js';
+import type { OutcomeLedger } from '../queue/ledger-seam.js';
+
+export interface Connected {
+  readonly matchId: string;
+  readonly initiator: boolean;
+  readonly via: ConnectionVia;
+  readonly ms?: number;
+  /** The app whose clients were matched (app keys): what its metrics are counted under. */
+  readonly app?: string | undefined;
+}
+
+/** Records a side's report; a second report of the same side is ignored. */
+export type OutcomeRecorder = (report: Connected) => Promise<void>;
+
+export function outcomeRecorder(ledger: OutcomeLedger, metrics: Metrics | undefined): OutcomeRecorder {
+  return async (report) => {
+    if (await ledger.first(report.matchId, report.initiator ? 'initiator' : 'other')) metrics?.connection(report.via, report.ms, report.app);
+  };
+}
+
+/** Whether `proof` is the match's: base64url(HMAC-SHA256(secret, matchId)), compared in constant time. */
+export function provesMatch(proof: string, secret: string, matchId: string): boolean {
+  const expected = Buffer.from(matchProof(secret, matchId));
+  const given = Buffer.from(proof);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

@@ -1,0 +1,170 @@
+/**
+ * How matched sides connected: POST /outcome (a proof of the match, never the secret) and the
+ * WebSocket's connected/failed, counted once per side in pairup_connections_total and
+ * pairup_connect_seconds; bad input and bad proofs refused with the error that names them.
+ */
+import { createHmac } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PairupError, reportOutcome, type Match } from '../../../src/client/index.js';
+import { Metrics } from '../../../src/ops/metrics.js';
+import { ask, json, startServer, TestClient, type TestServer } from '../../helpers/server.js';
+import { openSocket } from '../../helpers/ws-client.js';
+
+let server: TestServer;
+let metrics: Metrics;
+let client: TestClient;
+let codes = 0;
+
+beforeAll(async () => {
+  metrics = new Metrics(10);
+  server = await startServer({}, '127.0.0.1', { metrics });
+  client = new TestClient(server.origin, server.cert);
+});
+afterAll(async () => {
+  await client.close();
+  await server.close();
+});
+
+const proofOf = (secret: string, matchId: string) => createHmac('sha256', secret).update(matchId).digest('base64url');
+
+/** Two HTTP clients matched by a fresh code: both answers. */
+async function match(): Promise<[Record<string, unknown>, Record<string, unknown>]> {
+  const code = `outcome-${++codes}`;
+  const [a, b] = [new TestClient(server.origin, server.cert), new TestClient(server.origin, server.cert)];
+  const json_ = { headers: { accept: 'application/json' } };
+  const first = ask(a.client, server.origin, `/?code=${code}`, json_);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const second = json(await ask(b.client, server.origin, `/?code=${code}`, json_));
+  const answers: [Record<string, unknown>, Record<string, unknown>] = [json(await first), second];
+  await Promise.all([a.close(), b.close()]);
+  return answers;
+}
+
+const report = (body: unknown, path = '/outcome') =>
+  ask(client.client, server.origin, path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+/** pairup_connections_total by via, and the histogram's count and sum. */
+async function counted(): Promise<{ direct: number; relay: number; failed: number; observed: number; seconds: number }> {
+  const all = await metrics.registry.getMetricsAsJSON();
+  const total = all.find((m) => m.name === 'pairup_connections_total');
+  const histogram = all.find((m) => m.name === 'pairup_connect_seconds');
+  const by = (via: string) => total?.values.find((v) => v.labels.via === via)?.value ?? 0;
+  const named = (name: string) => histogram?.values.find((v) => (v as { metricName?: string }).metricName === name)?.value ?? 0;
+  return { direct: by('direct'), relay: by('relay'), failed: by('failed'), observed: named('pairup_connect_seconds_count'), seconds: named('pairup_connect_seconds_sum') };
+}
+
+describe('POST /outcome', () => {
+  it('counts each side once, with its time to connect; a second report of a side is ignored', async () => {
+    const before = await counted();
+    const [waiter, arrival] = await match();
+    const matchId = String(waiter.matchId);
+    const proof = proofOf(String(waiter.secret), matchId);
+    expect((await report({ matchId, proof, initiator: true, via: 'direct', ms: 1500 })).status).toBe(204);
+    expect((await report({ matchId, proof, initiator: true, via: 'relay', ms: 900 })).status).toBe(204);
+    expect((await report({ matchId, proof: proofOf(String(arrival.secret), matchId), initiator: false, via: 'relay', ms: 2500 })).status).toBe(204);
+    const after = await counted();
+    expect({
+      direct: after.direct - before.direct,
+      relay: after.relay - before.relay,
+      failed: after.failed - before.failed,
+      observed: after.observed - before.observed,
+      seconds: after.seconds - before.seconds,
+    }).toEqual({ direct: 1, relay: 1, failed: 0, observed: 2, seconds: 4 });
+  });
+
+  it('counts a failed side without a time', async () => {
+    const before = await counted();
+    const [waiter] = await match();
+    const matchId = String(waiter.matchId);
+    expect((await report({ matchId, proof: proofOf(String(waiter.secret), matchId), initiator: true, via: 'failed' })).status).toBe(204);
+    const after = await counted();
+    expect([after.failed - before.failed, after.observed - before.observed]).toEqual([1, 0]);
+  });
+
+  it('refuses a proof that is not the match’s (403 bad_proof), counting nothing', async () => {
+    const before = await counted();
+    const [one] = await match();
+    const [other] = await match();
+    const matchId = String(one.matchId);
+    for (const proof of [proofOf(String(other.secret), matchId), proofOf(String(one.secret), String(other.matchId)), 'A'.repeat(43)]) {
+      const answer = await report({ matchId, proof, initiator: true, via: 'direct', ms: 10 });
+      expect([answer.status, json(answer)]).toEqual([
+        403,
+        { error: 'bad_proof', message: 'proof is not base64url(HMAC-SHA256(secret, matchId)) for this match', field: 'proof' },
+      ]);
+    }
+    // The secret itself is not a proof.
+    expect((await report({ matchId, proof: String(one.secret), initiator: true, via: 'direct', ms: 10 })).status).toBe(403);
+    expect(await counted()).toEqual(before);
+  });
+
+  const matchId = '7f0c8a52-8e2b-4c1d-9a43-1b2c3d4e5f60';
+  const proof = 'A'.repeat(43);
+  it.each([
+    ['[1]', 'body', 'the body must be a JSON object'],
+    [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, via, ms'],
+    [{ matchId: 'x', proof, initiator: true, via: 'direct', ms: 5 }, 'matchId', 'matchId must be the matchId of the answer'],
+    [{ matchId, proof: 'short', initiator: true, via: 'direct', ms: 5 }, 'proof', 'proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters'],
+    [{ matchId, proof, initiator: 'yes', via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false)'],
+    [{ matchId, proof, initiator: true, via: 'carrier-pigeon', ms: 5 }, 'via', 'via must be one of direct, relay, failed'],
+    [{ matchId, proof, initiator: true, via: 'direct' }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
+    [{ matchId, proof, initiator: true, via: 'relay', ms: 600_001 }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
+    [{ matchId, proof, initiator: true, via: 'failed', ms: 5 }, 'ms', 'ms is for a connection made; a failed one has none'],
+  ])('refuses %j naming %s', async (body, field, why) => {
+    const answer = await report(body);
+    expect([answer.status, json(answer)]).toEqual([400, { error: 'invalid_outcome', message: `outcome report is not valid: ${why}`, field }]);
+  });
+
+  it('refuses parameters in the query string, and other methods', async () => {
+    const answer = await report({ matchId, proof, initiator: true, via: 'failed' }, '/outcome?via=direct');
+    expect([answer.status, json(answer).error]).toEqual([400, 'query_not_allowed']);
+    const get = await ask(client.client, server.origin, '/outcome');
+    expect([get.status, get.headers.allow, json(get).error]).toEqual([405, 'POST', 'method_not_allowed']);
+  });
+});
+
+describe('WebSocket connected and failed', () => {
+  it('counts each side once; before the match it is a protocol error', async () => {
+    const before = await counted();
+    const a = await openSocket(server.origin, server.cert);
+    a.send({ type: 'join', code: 'ws-outcome' });
+    expect(await a.next()).toEqual({ type: 'queued' });
+    const b = await openSocket(server.origin, server.cert);
+    b.send({ type: 'join', code: 'ws-outcome' });
+    const [ma] = [await a.next(), await b.next()];
+    a.send({ type: 'connected', via: 'direct', ms: 700 });
+    a.send({ type: 'connected', via: 'direct', ms: 700 });
+    b.send({ type: 'failed' });
+    // An HTTP report of a side that reported over its socket is the same side: not counted again.
+    const matchId = String(ma.matchId);
+    expect((await report({ matchId, proof: proofOf(String(ma.secret), matchId), initiator: true, via: 'relay', ms: 5 })).status).toBe(204);
+    const after = await counted();
+    expect([after.direct - before.direct, after.relay - before.relay, after.failed - before.failed, after.observed - before.observed]).toEqual([1, 0, 1, 1]);
+    a.socket.terminate();
+    b.socket.terminate();
+
+    const early = await openSocket(server.origin, server.cert);
+    early.send({ type: 'connected', via: 'direct', ms: 1 });
+    expect(await early.next()).toEqual({ type: 'error', error: 'unexpected_message', message: 'WebSocket message connected is not expected before the match' });
+    expect(await early.closed).toBe(4000);
+    const wrong = await openSocket(server.origin, server.cert);
+    wrong.send({ type: 'connected', via: 'carrier-pigeon', ms: 1 });
+    expect(await wrong.next()).toEqual({ type: 'error', error: 'invalid_message', message: 'WebSocket message is not valid: connected needs via: direct or relay', field: 'via' });
+    expect(await wrong.closed).toBe(4000);
+  });
+});
+
+describe('reportOutcome() of pairup/client', () => {
+  it('reports a side once, and names a refusal', async () => {
+    const before = await counted();
+    const [waiter, arrival] = await match();
+    const options = { url: server.origin, ca: server.cert };
+    await reportOutcome(options, waiter as unknown as Match, { via: 'relay', ms: 1234.4 });
+    await reportOutcome(options, arrival as unknown as Match, { via: 'failed' });
+    const after = await counted();
+    expect([after.relay - before.relay, after.failed - before.failed, after.observed - before.observed]).toEqual([1, 1, 1]);
+    const wrong = await reportOutcome(options, { ...(waiter as unknown as Match), secret: 'B'.repeat(43) }, { via: 'direct', ms: 1 }).catch((error: unknown) => error);
+    expect(wrong).toBeInstanceOf(PairupError);
+    expect([(wrong as PairupError).status, (wrong as PairupError).code]).toEqual([403, 'bad_proof']);
+  });
+});
