@@ -66,6 +66,34 @@ describe('HTTP/2 abuse', () => {
     await eventually(() => server.app.lobby.waiting === 0);
   });
 
+  it('serves a client one below the limit that resets a stream and opens another in the same write', async () => {
+    const s = await session();
+    s.on('error', () => undefined);
+    const refused: number[] = [];
+    const open = (i: number) => {
+      const stream = s.request({ ':path': `/?pool=turnover-${i}` });
+      stream.on('error', () => undefined);
+      stream.on('close', () => {
+        if (stream.rstCode === constants.NGHTTP2_ENHANCE_YOUR_CALM) refused.push(i);
+      });
+      stream.resume();
+      return stream;
+    };
+    try {
+      const streams = Array.from({ length: 19 }, (_, i) => open(i));
+      await eventually(() => server.app.lobby.waiting === 19);
+      for (let i = 19; i < 49; i++) {
+        streams.shift()?.close(constants.NGHTTP2_CANCEL);
+        streams.push(open(i));
+        await eventually(() => server.app.lobby.waiting === 19);
+      }
+      expect(refused).toEqual([]);
+    } finally {
+      s.destroy();
+    }
+    await eventually(() => server.app.lobby.waiting === 0);
+  });
+
   it('stays responsive through a rapid-reset flood and leaks no waiter', async () => {
     const attackers = await Promise.all([session(), session()]);
     for (const s of attackers) s.on('error', () => undefined);
