@@ -53,7 +53,7 @@ describe('pairup find', () => {
     expect(run).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'pairup: this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)\n',
+      stderr: 'pairup: this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)\n',
     });
   });
 

@@ -51,7 +51,7 @@ export const errors = Object.freeze({
   not_acceptable: def('not_acceptable', 406, 'cannot answer in any type the Accept header allows; offered: %s'),
   timeout: def('timeout', 408, 'timeout waiting for peer', 0),
   request_timeout: def('request_timeout', 408, 'the request was not received in time'),
-  code_used: def('code_used', 409, 'this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)'),
+  code_used: def('code_used', 409, 'this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)'),
   code_taken: def('code_taken', 409, 'this connection is already waiting with this code; the partner must come from another connection'),
   unsupported_media_type: def('unsupported_media_type', 415, 'Content-Type must be application/json, got %s'),
   upgrade_required: def('upgrade_required', 426, 'GET /ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket over HTTP/1.1 (got Upgrade: %s)'),

@@ -37,7 +37,7 @@ export interface Waiter {
 export const MAX_REMEMBERED_CODES = 1_000_000;
 
 export type QueueRefusal =
-  /** The code already paired two clients, within its time to live. */
+  /** The code already paired two clients or gathered a group, within its time to live. */
   | 'code_used'
   /** The caller's own connection already waits with this code. */
   | 'code_taken'

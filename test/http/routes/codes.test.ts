@@ -5,7 +5,7 @@ const JSON_ACCEPT = { accept: 'application/json' };
 const CODE_RULE = 'code must match ^[A-Za-z0-9._~-]{1,64}$';
 const USED = {
   error: 'code_used',
-  message: 'this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)',
+  message: 'this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)',
   field: 'code',
 };
 

@@ -164,7 +164,11 @@ describe('groups over HTTP', () => {
     expect((await second).status).toBe(200);
     const late = await get(d, '/?code=g-1&size=3');
     expect(late.status).toBe(409);
-    expect(json(late)['error']).toBe('code_used');
+    expect(json(late)).toEqual({
+      error: 'code_used',
+      message: 'this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)',
+      field: 'code',
+    });
   });
 
   it('drops a member that left and gathers the group without it, the others keeping their places', async () => {

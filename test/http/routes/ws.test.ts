@@ -83,7 +83,7 @@ describe('GET /ws: matching', () => {
     expect(await c.next()).toEqual({
       type: 'error',
       error: 'code_used',
-      message: 'this code has already paired two clients; choose a new one (codes stay used for CODE_TTL_MS)',
+      message: 'this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)',
     });
     expect(await c.closed).toBe(4005);
   });
