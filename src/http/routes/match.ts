@@ -3,12 +3,12 @@ import { groupRoom, type Outcome, type Room } from '../../core/types.js';
 import type { AppKey } from '../../net/app-keys.js';
 import { errors } from '../../protocol/errors.js';
 import { joinProblem } from '../../protocol/join.js';
-import { logGroup, pairingLog } from '../../ops/pairing-log.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import { ApiError } from '../api-error.js';
 import { refusalError } from '../refusals.js';
 import type { MatchRouteOptions } from '../route-options.js';
 import { groupAnswer, groupText, matchAnswer } from '../match-answer.js';
+import { matchRecord } from '../match-record.js';
 import { clientReader } from '../join-request.js';
 import { connectionNotRead, responseGone, wasLetGoUnread, watchResponse, type RawResponse } from '../connection.js';
 import { sendError } from '../error-handler.js';
@@ -73,11 +73,10 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
   const clientOf = clientReader(options);
   const maxTimeoutS = matchTimeoutMs / 1000;
   const shutdownWrites: Promise<void>[] = [];
-  const logPairing = pairingLog(app.log);
-  const log = app.log;
   // A page CORS_ORIGINS does not allow is refused before it joins the lobby; with `*` (the default)
   // no hook is added, so a request pays nothing for it.
   const { access } = options;
+  const record = matchRecord(app.log, lobby.owner, access);
   // With app keys, each request names its app before anything else is read of it (its body included).
   const admit =
     access === undefined
@@ -128,13 +127,8 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
     const res = reply.raw;
     // A client that left while its body was read is not queued: nobody could be told of the match.
     if (responseGone(res)) return reply.hijack();
-    // Each group logged and counted once, by its first member (every process agrees who that is),
-    // answered or not (its client may have left as the group was committed).
-    const groupFormed = (outcome: Extract<Outcome, { kind: 'grouped' }>): void => {
-      if (outcome.index !== 0) return;
-      logGroup(log, wanted.room, outcome, lobby.owner);
-      if (app !== undefined) access?.paired(app).catch((error: unknown) => request.log.debug({ err: error }, 'group not counted'));
-    };
+    // A group is recorded answered or not (its client may have left as the group was committed).
+    const groupFormed = (outcome: Extract<Outcome, { kind: 'grouped' }>): void => record.group(wanted.room, outcome, app, request.log);
     const joined = lobby.join({
       room: wanted.room,
       lateGroup: groupFormed,
@@ -154,14 +148,9 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       case 'failed':
         throw outcome.error instanceof BackendUnavailableError ? new ApiError('backend_unavailable') : outcome.error;
       case 'matched': {
-        const { peer } = outcome;
-        if (!outcome.initiator) {
-          logPairing({ room: wanted.room, matchId: outcome.matchId, waiter: peer.address, arrival: joined.address, across: peer.owner !== lobby.owner });
-          // Each match counted once, by its arrival; a backend that cannot count it now loses one.
-          if (app !== undefined) access?.paired(app).catch((error: unknown) => request.log.debug({ err: error }, 'pairing not counted'));
-        }
+        record.pair(wanted.room, joined.address, outcome, app, request.log);
         // Text answers end with a newline, so that a shell prompt after curl starts on a line of its own.
-        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(`${peer.address}\n`);
+        if (format === 'text') return reply.type('text/plain; charset=utf-8').send(`${outcome.peer.address}\n`);
         return reply.send(matchAnswer(wanted.room, joined.address, outcome, options.iceServers(request.hostname, outcome.matchId, app?.turn), wanted.answerMeta));
       }
       case 'grouped': {

@@ -12,13 +12,13 @@ import { groupRoom, type Outcome, type Room } from '../../core/types.js';
 import type { AppKey } from '../../net/app-keys.js';
 import { admitJoin } from '../access.js';
 import { ApiError } from '../api-error.js';
-import type { logGroup, pairingLog } from '../../ops/pairing-log.js';
 import { errorMessage, type ErrorCode } from '../../protocol/errors.js';
 import { DEFAULT_POOL } from '../../protocol/schemas.js';
 import { CLOSE_CODES, isBadMessage, parseClientMessage, type CloseName, type JoinMessage, type ServerMessage } from '../../protocol/ws.js';
 import { BackendUnavailableError } from '../../queue/seam.js';
 import type { ClientFields } from '../join-request.js';
 import { groupAnswer, matchAnswer } from '../match-answer.js';
+import type { MatchRecord } from '../match-record.js';
 import { REFUSAL_CLOSE, refusalError } from '../refusals.js';
 import type { WsRouteOptions } from '../route-options.js';
 import { closeOrCut, MessageAllowance, type KeyCounts } from '../ws-limits.js';
@@ -34,15 +34,14 @@ type Socket = Pick<Ws.WebSocket, 'readyState' | 'OPEN' | 'CLOSED' | 'CLOSING' | 
 
 /**
  * What the sessions of this process share: the open ones, whether it is shutting down, how a client's
- * address is read, how many have joined per limit key, the pairing log.
+ * address is read, how many have joined per limit key, the record of matches and groups.
  */
 export interface Sessions {
   readonly open: Set<WsSession>;
   closing: boolean;
   readonly clientOf: (request: AnyRequest) => ClientFields;
   readonly joined: KeyCounts;
-  readonly logPairing: ReturnType<typeof pairingLog>;
-  readonly logGroup: (room: Room, group: Parameters<typeof logGroup>[2], owner: string) => void;
+  readonly record: MatchRecord;
 }
 
 export class WsSession {
@@ -258,10 +257,7 @@ export class WsSession {
             observed: ticket.address,
             punch: this.#punchRequest,
           });
-          if (!initiator) {
-            // Each match logged and counted once, by its arrival.
-            this.#countPairing(() => this.sessions.logPairing({ room: ticket.room, matchId, waiter: peer.address, arrival: ticket.address, across: peer.owner !== this.options.lobby.owner }));
-          }
+          this.sessions.record.pair(ticket.room, ticket.address, outcome, this.#app, this.request.log);
         }
         this.#deadline = setTimeout(() => this.end('relay_over'), this.options.relayTtlMs);
         this.#idle = setTimeout(() => this.end('relay_idle'), this.options.relayIdleMs);
@@ -294,22 +290,14 @@ export class WsSession {
     }
   };
 
-  /** A group formed with this member: logged and counted once, by its first member (every process agrees who that is). */
   #groupFormed(outcome: Extract<Outcome, { kind: 'grouped' }>): void {
-    const { room } = this.#ticket as Ticket;
-    if (outcome.index === 0) this.#countPairing(() => this.sessions.logGroup(room, outcome, this.options.lobby.owner));
+    this.sessions.record.group((this.#ticket as Ticket).room, outcome, this.#app, this.request.log);
   }
 
   /** A group formed with this member after it ended: the others are told it left. */
   #leftGroup(outcome: Extract<Outcome, { kind: 'grouped' }>): void {
     this.#groupFormed(outcome);
     new GroupRelay(this.#host, this.options.relay, (this.#ticket as Ticket).id, outcome.members, outcome.index).stop();
-  }
-
-  /** Logs the match (`log`) and counts it under its app (a group counts as one); a backend that cannot count it now loses one. */
-  #countPairing(log: () => void): void {
-    log();
-    if (this.#app !== undefined) this.options.access?.paired(this.#app).catch((error: unknown) => this.request.log.debug({ err: error }, 'pairing not counted'));
   }
 
   /** At shutdown: a waiting client hears why. */

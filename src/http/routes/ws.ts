@@ -4,11 +4,11 @@
  * registers the route, refuses other origins, and closes every socket once at shutdown.
  */
 import websocket from '@fastify/websocket';
-import { logGroup, pairingLog } from '../../ops/pairing-log.js';
 import { CLOSE_CODES, WS_PATH } from '../../protocol/ws.js';
 import { ApiError } from '../api-error.js';
 import { sendError } from '../error-handler.js';
 import { clientReader } from '../join-request.js';
+import { matchRecord } from '../match-record.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
 import { originAllowed } from '../origin.js';
 import type { WsRouteOptions } from '../route-options.js';
@@ -24,8 +24,7 @@ export async function wsRoutes(app: App, options: WsRouteOptions): Promise<void>
     closing: false,
     clientOf: clientReader(options),
     joined: new KeyCounts(),
-    logPairing: pairingLog(app.log),
-    logGroup: (room, group, owner) => logGroup(app.log, room, group, owner),
+    record: matchRecord(app.log, options.lobby.owner, options.access),
   };
   await app.register(websocket, {
     options: { maxPayload: options.wsMaxMessageBytes, perMessageDeflate: false },
