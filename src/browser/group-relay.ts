@@ -33,6 +33,8 @@ export interface GroupRelay {
   readonly matchedAt: number;
   /** Relays `data` (any JSON value) to member `to`; nothing once the socket ended. */
   send(to: number, data: unknown): void;
+  /** Tells the server how the connection to member `to` went (counted once per link); nothing once the socket ended. */
+  report(to: number, outcome: { readonly via: 'direct' | 'relay'; readonly ms: number } | { readonly via: 'failed' }): void;
   /** Each signal from a member (set it before awaiting anything). */
   onSignal: ((from: number, data: unknown) => void) | undefined;
   /** The server said that a member left. */
@@ -122,6 +124,12 @@ function attempt(url: URL, options: GroupJoin, deadline: number, noGroup: () => 
               if (ended || socket.readyState !== WebSocket.OPEN) return;
               // A pair's signal has no `to` (the server refuses one there); a group's must have one.
               socket.send(JSON.stringify(match.pair ? { type: 'signal', data } : { type: 'signal', to, data }));
+            },
+            report(to, outcome) {
+              if (ended || socket.readyState !== WebSocket.OPEN) return;
+              const link = match.pair ? {} : { to };
+              const report = outcome.via === 'failed' ? { type: 'failed', ...link } : { type: 'connected', ...link, via: outcome.via, ms: Math.max(0, Math.round(outcome.ms)) };
+              socket.send(JSON.stringify(report));
             },
             onSignal: undefined,
             onLeft: undefined,

@@ -17,6 +17,8 @@ export interface MeshOptions {
   readonly connectTimeoutMs?: number;
   /** ICE servers; default: the match's `iceServers` (pairup's own STUN responder, and TURN relays when the server has them). */
   readonly iceServers?: RTCIceServer[];
+  /** Whether to tell the server how each member's connection went (`connected` or `failed`, with `to`); default true. */
+  readonly reportOutcome?: boolean;
   /** Only candidates this accepts are sent to the other members (tests keep loopback ones alone). */
   readonly filterCandidate?: (candidate: RTCIceCandidate) => boolean;
   /** Told of each step of each member's connection (`offer sent`, ICE states, `channel open`, …). */

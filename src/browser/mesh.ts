@@ -205,7 +205,10 @@ function connectMembers(relay: GroupRelay, options: MeshOptions): Promise<Mesh> 
         peer: {
           match: pairMatch(match, other),
           matchedAt: relay.matchedAt,
-          report: () => undefined,
+          // Each link counted by the server; not one whose member left before it opened (no NAT's doing).
+          report: (outcome) => {
+            if (member.state === 'connecting') relay.report(other.index, outcome);
+          },
           send: (data) => relay.send(other.index, data),
           onSignal: undefined,
           onEnd: undefined,
@@ -227,11 +230,9 @@ function connectMembers(relay: GroupRelay, options: MeshOptions): Promise<Mesh> 
       if (closed) break;
       const step = options.onStep;
       openDataChannel(member.peer, {
-        // A group's members never report connected/failed (the server refuses them in a group).
-        reportOutcome: false,
         timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         signal: member.abort.signal,
-        ...pick(options, ['iceServers', 'filterCandidate']),
+        ...pick(options, ['iceServers', 'filterCandidate', 'reportOutcome']),
         ...(step === undefined ? {} : { onStep: (text: string) => step(member.index, text) }),
         onAuthenticated(channel) {
           member.channel = channel;

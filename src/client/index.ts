@@ -17,7 +17,7 @@ export { DEFAULT_TIMEOUT_MS, type FindGroupOptions, type FindPeerOptions } from 
 export { NoPeerError, PairupError } from './errors.js';
 export { connectPeer, type ChannelEnd, type ConnectPeerOptions, type PeerChannel } from './signal.js';
 export { punch, type PunchedPath, type PunchOptions } from './punch.js';
-export { reportOutcome, type Outcome } from './outcome.js';
+export { reportOutcome, type LinkOutcome, type Outcome } from './outcome.js';
 export { DEFAULT_STUN_TIMEOUT_MS, discoverNat, StunError, stunMapping, type NatMapping, type NatOptions, type NatReport } from './nat.js';
 /** The server's answer: where the partner is, and what the two now share (src/protocol). */
 export type { Match, NatKind, PunchMessage, PunchRequest, PunchStrategy } from '../protocol/index.js';

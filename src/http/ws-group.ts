@@ -4,10 +4,21 @@
  * put at its front: its data is never parsed into a value and written again), and word of each
  * member that leaves; once no other member remains, its session ends.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { RelayHub, RelayPartner } from '../core/relay.js';
 import type { Partner } from '../core/types.js';
+import type { ConnectedMessage, FailedMessage } from '../protocol/ws.js';
 import type { RelayMessage } from '../queue/relay-seam.js';
+import { linkSide, type OutcomeRecorder } from './outcomes.js';
 import type { Relaying, RelayingHost } from './ws-relaying.js';
+
+/** What a member's reports of its links are counted with (see outcomes.ts). */
+export interface GroupOutcomes {
+  readonly matchId: string;
+  readonly app: string | undefined;
+  readonly recordOutcome: OutcomeRecorder;
+  readonly log: FastifyBaseLogger;
+}
 
 export class GroupRelay implements Relaying {
   readonly #host: RelayingHost;
@@ -18,15 +29,18 @@ export class GroupRelay implements Relaying {
   readonly #members: readonly Partner[];
   /** Indexes of the other members still relaying. */
   readonly #present = new Set<number>();
+  readonly #outcomes: GroupOutcomes | undefined;
   #detach: (() => void) | undefined;
   #stopped = false;
 
-  constructor(host: RelayingHost, hub: RelayHub, id: string, members: readonly Partner[], index: number) {
+  /** `outcomes`: how to count its client's reports (none for a member that ended before it heard of its group). */
+  constructor(host: RelayingHost, hub: RelayHub, id: string, members: readonly Partner[], index: number, outcomes?: GroupOutcomes) {
     this.#host = host;
     this.#hub = hub;
     this.#id = id;
     this.#index = index;
     this.#members = members;
+    this.#outcomes = outcomes;
     members.forEach((member, i) => {
       if (i !== index && member.relay === true) this.#present.add(i);
     });
@@ -55,23 +69,37 @@ export class GroupRelay implements Relaying {
    * dropped (it is told, or about to be, peer_left).
    */
   signal(to: number | undefined, _data: unknown, text: string): void {
-    const size = this.#members.length;
-    const others = `0 to ${size - 1}, not ${this.#index}`;
-    if (to === undefined) this.#host.fail('invalid_message', [`a signal in a group needs to: the index of another member (${others})`], 'protocol_error', 'to');
-    else if (to >= size || to === this.#index) this.#host.fail('invalid_message', [`signal's to must be the index of another member (${others}), got ${to}`], 'protocol_error', 'to');
-    else if (this.#present.has(to)) {
+    if (!this.#isOther(to, 'signal')) return;
+    if (this.#present.has(to)) {
       const member = this.#members[to] as Partner;
       const open = text.indexOf('{');
       this.#hub.send(member.owner, member.id, { t: 'signal', text: `{"from":${this.#index},${text.slice(open + 1)}` });
     }
   }
 
+  /** Whether `to` names another member of the group; if not, its client is told what is wrong, and its session ends. */
+  #isOther(to: number | undefined, type: string): to is number {
+    const size = this.#members.length;
+    const others = `0 to ${size - 1}, not ${this.#index}`;
+    const what = type === 'signal' ? 'a signal' : `a ${type} report`;
+    if (to === undefined) this.#host.fail('invalid_message', [`${what} in a group needs to: the index of another member (${others})`], 'protocol_error', 'to');
+    else if (to >= size || to === this.#index) this.#host.fail('invalid_message', [`${type}'s to must be the index of another member (${others}), got ${to}`], 'protocol_error', 'to');
+    else return true;
+    return false;
+  }
+
   punchAgain(): void {
     this.#host.fail('unexpected_message', ['punch_again', 'in a group (punching is for pairs)'], 'protocol_error');
   }
 
-  report(message: { readonly type: 'connected' | 'failed' }): void {
-    this.#host.fail('unexpected_message', [message.type, 'in a group (outcomes are counted for pairs)'], 'protocol_error');
+  /** How its link to member `to` went: counted once per member and link, also after that member left. */
+  report(message: ConnectedMessage | FailedMessage): void {
+    const outcomes = this.#outcomes;
+    if (!this.#isOther(message.to, message.type) || outcomes === undefined) return;
+    const { matchId, app, recordOutcome, log } = outcomes;
+    const side = linkSide(this.#index, message.to);
+    const report = message.type === 'failed' ? { matchId, side, app, via: 'failed' as const } : { matchId, side, app, via: message.via, ms: message.ms };
+    recordOutcome(report).catch((error: unknown) => log.debug({ err: error }, 'outcome not counted'));
   }
 
   readonly receive = (message: RelayMessage): void => {

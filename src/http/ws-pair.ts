@@ -70,6 +70,10 @@ export class PairRelay implements Relaying {
   }
 
   report(message: ConnectedMessage | FailedMessage): void {
+    if (message.to !== undefined) {
+      this.#host.fail('invalid_message', [`to is for groups: a pair's ${message.type} is about its partner`], 'protocol_error', 'to');
+      return;
+    }
     const { match } = this.#parts;
     const report = message.type === 'failed' ? { ...match, via: 'failed' as const } : { ...match, via: message.via, ms: message.ms };
     // Counted once per side, whatever it sends; a backend that cannot count it now loses one report.

@@ -3,7 +3,7 @@
  * (`POST /outcome`, proving the match with an HMAC of its id under the match secret) or over the
  * WebSocket it was matched on (`connected` / `failed`). Shared by the server and every client.
  */
-import { SECRET_PATTERN } from './schemas.js';
+import { GROUP_SIZE_LIMIT, SECRET_PATTERN } from './schemas.js';
 
 export const OUTCOME_PATH = '/outcome';
 /** How a side got connected, or that it gave up. */
@@ -17,8 +17,14 @@ export const OUTCOME_BODY_LIMIT_BYTES = 1024;
 export interface OutcomeReport {
   readonly matchId: string;
   readonly proof: string;
-  /** Which side reports: the match's `initiator` field. Each side is counted once. */
-  readonly initiator: boolean;
+  /** In a pair, which side reports: the match's `initiator` field. Each side is counted once. */
+  readonly initiator?: boolean;
+  /**
+   * In a group, which link: `member` is the reporting member's own index (the answer's `self.index`),
+   * `peer` the other member's. Each member's report of each link is counted once.
+   */
+  readonly member?: number;
+  readonly peer?: number;
   readonly via: ConnectionVia;
   /** From the answer to the connection, when connected. */
   readonly ms?: number;
@@ -32,7 +38,7 @@ export interface BadReport {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PROOF = new RegExp(SECRET_PATTERN);
-const FIELDS = ['matchId', 'proof', 'initiator', 'via', 'ms'];
+const FIELDS = ['matchId', 'proof', 'initiator', 'member', 'peer', 'via', 'ms'];
 
 function bad(why: string, field: string): BadReport {
   return { why, field };
@@ -49,17 +55,38 @@ export function parseOutcomeReport(body: unknown): OutcomeReport | BadReport {
   const value = body as Record<string, unknown>;
   const unknown = Object.keys(value).find((key) => !FIELDS.includes(key));
   if (unknown !== undefined) return bad(`unknown field ${JSON.stringify(unknown)}; allowed: ${FIELDS.join(', ')}`, unknown);
-  const { matchId, proof, initiator, via, ms } = value;
+  const { matchId, proof, initiator, member, peer, via, ms } = value;
   if (typeof matchId !== 'string' || !UUID.test(matchId)) return bad('matchId must be the matchId of the answer', 'matchId');
   if (typeof proof !== 'string' || !PROOF.test(proof)) return bad('proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters', 'proof');
-  if (typeof initiator !== 'boolean') return bad('initiator must be the initiator field of the answer (true or false)', 'initiator');
+  const side = sideOf(initiator, member, peer);
+  if ('why' in side) return side;
   if (!CONNECTION_VIAS.includes(via as ConnectionVia)) return bad(`via must be one of ${CONNECTION_VIAS.join(', ')}`, 'via');
   if (via === 'failed') {
     if (ms !== undefined) return bad('ms is for a connection made; a failed one has none', 'ms');
-    return { matchId, proof, initiator, via };
+    return { matchId, proof, ...side, via };
   }
   if (!isConnectMs(ms)) return bad(`ms must be whole milliseconds from the answer to the connection, 0 to ${CONNECT_MAX_MS}`, 'ms');
-  return { matchId, proof, initiator, via: via as ConnectionVia, ms };
+  return { matchId, proof, ...side, via: via as ConnectionVia, ms };
+}
+
+/** Whether `index` can be a member's: a whole number below the largest group. */
+export function isMemberIndex(index: unknown): index is number {
+  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < GROUP_SIZE_LIMIT;
+}
+
+/** Which side a report is from: a pair's (`initiator`), or a group's link (`member` to `peer`), never both. */
+function sideOf(initiator: unknown, member: unknown, peer: unknown): { initiator: boolean } | { member: number; peer: number } | BadReport {
+  if (member === undefined && peer === undefined) {
+    if (initiator === undefined) return bad('initiator must be the initiator field of the answer (true or false); in a group, give member and peer instead', 'initiator');
+    if (typeof initiator !== 'boolean') return bad('initiator must be the initiator field of the answer (true or false)', 'initiator');
+    return { initiator };
+  }
+  if (initiator !== undefined) return bad('a report is from a pair (initiator) or from a group (member and peer), not both', 'initiator');
+  const within = `a whole number from 0 to ${GROUP_SIZE_LIMIT - 1}`;
+  if (!isMemberIndex(member)) return bad(`member must be this member's index (the answer's self.index), ${within}`, 'member');
+  if (!isMemberIndex(peer)) return bad(`peer must be the index of the member this link is to, ${within}`, 'peer');
+  if (peer === member) return bad('peer must be another member than member', 'peer');
+  return { member, peer };
 }
 
 export function isBadReport(parsed: OutcomeReport | BadReport): parsed is BadReport {

@@ -11,6 +11,7 @@
  *                     {"type":"leave"}                 ends the socket (the partner is told "peer_left")
  *                     {"type":"connected","via":"direct"|"relay","ms":N} | {"type":"failed"}
  *                                                      after "matched": how the connection to the partner went
+ *                                                      (in a group, with "to":I: the link to member I)
  *                     {"type":"punch_again"}           after a "punch": another attempt, timed afresh (3 in all)
  *   server → client   {"type":"queued"}                it waits
  *                     {"type":"matched", …}            the fields of POST /'s answer (a pair's or a group's)
@@ -91,9 +92,12 @@ export interface ConnectedMessage {
   readonly via: 'direct' | 'relay';
   /** From the match to the connection. */
   readonly ms: number;
+  /** In a group: the index of the member this link is to. */
+  readonly to?: number;
 }
 export interface FailedMessage {
   readonly type: 'failed';
+  readonly to?: number;
 }
 /** After a `punch`: another attempt (at most MAX_PUNCH_ATTEMPTS in all), timed afresh for both sides. */
 export interface PunchAgainMessage {
@@ -121,8 +125,8 @@ const FIELDS: Readonly<Record<ClientMessage['type'], readonly string[]>> = {
   join: ['type', 'pool', 'code', 'meta', 'timeout', 'punch', 'size', 'min'],
   signal: ['type', 'data', 'to'],
   leave: ['type'],
-  connected: ['type', 'via', 'ms'],
-  failed: ['type'],
+  connected: ['type', 'via', 'ms', 'to'],
+  failed: ['type', 'to'],
   punch_again: ['type'],
 };
 
@@ -151,23 +155,24 @@ export function parseClientMessage(text: string, maxTimeoutS: number, maxGroupSi
   const fields = FIELDS[type as ClientMessage['type']];
   const unknown = Object.keys(message).find((key) => !fields.includes(key));
   if (unknown !== undefined) return bad('invalid_message', [`${type} has unknown field ${JSON.stringify(unknown)}; allowed: ${fields.join(', ')}`], unknown);
-  if (type === 'leave' || type === 'failed' || type === 'punch_again') return { type };
+  if (type === 'leave' || type === 'punch_again') return { type };
+  const to = message.to;
+  if (!(to === undefined || (typeof to === 'number' && Number.isSafeInteger(to) && to >= 0))) {
+    // The value itself only when it is a number: anything else could be large, or nested deep.
+    const got = typeof to === 'number' ? String(to) : to === null ? 'null' : Array.isArray(to) ? 'an array' : `a ${typeof to}`;
+    return bad('invalid_message', [`${type}'s to must be a member's index, a whole number from 0; got ${got}`], 'to');
+  }
+  const addressed = to === undefined ? {} : { to };
+  if (type === 'failed') return { type, ...addressed };
   if (type === 'connected') {
     const { via, ms } = message;
     if (via !== 'direct' && via !== 'relay') return bad('invalid_message', ['connected needs via: direct or relay'], 'via');
     if (!isConnectMs(ms)) return bad('invalid_message', [`connected needs ms: whole milliseconds from the match, 0 to ${CONNECT_MAX_MS}`], 'ms');
-    return { type, via, ms };
+    return { type, via, ms, ...addressed };
   }
   if (type === 'signal') {
     if (!('data' in message)) return bad('invalid_message', ['signal needs data'], 'data');
-    const { to } = message;
-    if (to === undefined) return { type, data: message.data };
-    if (!(typeof to === 'number' && Number.isSafeInteger(to) && to >= 0)) {
-      // The value itself only when it is a number: anything else could be large, or nested deep.
-      const got = typeof to === 'number' ? String(to) : to === null ? 'null' : Array.isArray(to) ? 'an array' : `a ${typeof to}`;
-      return bad('invalid_message', [`signal's to must be a member's index, a whole number from 0; got ${got}`], 'to');
-    }
-    return { type, data: message.data, to };
+    return { type, data: message.data, ...addressed };
   }
   const { pool, code, meta, timeout, punch, size, min } = message;
   const problem = joinProblem(message, maxTimeoutS, maxGroupSize) ?? (punch === undefined ? undefined : punchProblem(punch));

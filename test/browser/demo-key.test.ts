@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../../src/net/app-keys.js';
 import { launchChromium } from '../helpers/chromium.js';
-import { freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
+import { connectionsCounted, freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
 import { testCertificate } from '../helpers/server.js';
 
 const KEY = 'pairup_demo-key-test-dddddddddddddddddddddddddddddddddddd';
@@ -64,12 +64,7 @@ async function expectStatus(p: Page, text: string): Promise<void> {
 }
 
 /** pairup_connections_total of app `demo`, by via, from the server's admin listener. */
-async function demoConnections(): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const counted: Record<string, number> = {};
-  for (const [, via, value] of text.matchAll(/^pairup_connections_total\{app="demo",via="(\w+)"\} (\d+)$/gm)) counted[via ?? ''] = Number(value);
-  return counted;
-}
+const demoConnections = (): Promise<Record<string, number>> => connectionsCounted(adminPort, 'demo');
 
 describe('the demo page on a server with app keys', () => {
   it('pairs two pages that have the key in their address, and keeps the key in the link it shows', async () => {

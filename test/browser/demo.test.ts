@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPeer, findPeer } from '../../src/client/index.js';
 import { launchChromium } from '../helpers/chromium.js';
-import { freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
+import { connectionsCounted, freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
 import { testCertificate } from '../helpers/server.js';
 
 /** `npm run docs:screenshot` sets it to docs/demo.png; the tests alone write only to their temporary folder. */
@@ -25,12 +25,7 @@ let dir: string | undefined;
 let adminPort: number;
 
 /** pairup_connections_total by via, from the server's admin listener. */
-async function connections(): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const counted: Record<string, number> = {};
-  for (const [, via, value] of text.matchAll(/^pairup_connections_total\{via="(\w+)"\} (\d+)$/gm)) counted[via ?? ''] = Number(value);
-  return counted;
-}
+const connections = (): Promise<Record<string, number>> => connectionsCounted(adminPort);
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {

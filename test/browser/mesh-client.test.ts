@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/chromium.js';
-import { spawnServer, type ServerProcess } from '../helpers/process.js';
+import { connectionsCounted, freePort, spawnServer, type ServerProcess } from '../helpers/process.js';
 import { testCertificate } from '../helpers/server.js';
 
 let browser: Browser | undefined;
@@ -20,6 +20,7 @@ let origin: string;
 let dir: string | undefined;
 let p: Page;
 let cert: string;
+let adminPort: number;
 
 beforeAll(async () => {
   const own = await mkdtemp(join(tmpdir(), 'pairup-mesh-client-'));
@@ -28,7 +29,8 @@ beforeAll(async () => {
   cert = pem.cert;
   await writeFile(join(own, 'cert.pem'), pem.cert);
   await writeFile(join(own, 'key.pem'), pem.key);
-  const running = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0' }, own);
+  adminPort = await freePort();
+  const running = spawnServer({ HOST: '127.0.0.1', PORT: '0', TLS_CERT: 'cert.pem', TLS_KEY: 'key.pem', MAX_WAITING_PER_IP: '0', ADMIN_PORT: String(adminPort) }, own);
   server = running;
   origin = `https://127.0.0.1:${await running.port}`;
   browser = await launchChromium();
@@ -56,7 +58,8 @@ const PRELUDE = `
 `;
 
 describe('openMesh from a page', () => {
-  it('forms a group of three, opens a channel to each member, sends to one and to all, and sees one that closes leave', async () => {
+  it('forms a group of three, opens a channel to each member (each member reporting each link), sends to one and to all, and sees one that closes leave', async () => {
+    const before = await connectionsCounted(adminPort);
     const result = await p.evaluate<Record<string, unknown>>(`(async () => {
       ${PRELUDE}
       const code = 'mesh-client-' + Date.now();
@@ -111,6 +114,13 @@ describe('openMesh from a page', () => {
     // cy closed its channels: both others saw them close; cy itself heard of nobody leaving.
     expect(result.left).toEqual([['cy closed'], ['cy closed', 'ann closed'], []]);
     expect(result.bobAlone).toEqual({ states: ['left', 'left'], sent: 0 });
+    // Each of the three reported its two links connected, directly.
+    const after = await connectionsCounted(adminPort);
+    expect({ direct: (after.direct ?? 0) - (before.direct ?? 0), relay: (after.relay ?? 0) - (before.relay ?? 0), failed: (after.failed ?? 0) - (before.failed ?? 0) }).toEqual({
+      direct: 6,
+      relay: 0,
+      failed: 0,
+    });
   });
 
   it('counts a member that joined over HTTP as left at once and connects the others; with only HTTP members, rejects mesh_failed', async () => {

@@ -128,6 +128,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** pairup_connections_total by via (of app `app`, with app keys), from a server's admin listener on `adminPort`. */
+export async function connectionsCounted(adminPort: number, app?: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const labels = app === undefined ? '' : `app="${app}",`;
+  const counted: Record<string, number> = {};
+  for (const [, via, value] of text.matchAll(new RegExp(`^pairup_connections_total\\{${labels}via="(\\w+)"\\} (\\d+)$`, 'gm'))) counted[via ?? ''] = Number(value);
+  return counted;
+}
+
 export interface Finished {
   readonly code: number | null;
   readonly stdout: string;

@@ -1,7 +1,8 @@
 /**
- * `POST /outcome`: a matched client says how its connection to its partner went, proving the match
- * with an HMAC of its id under the match secret (never the secret). 204 once checked, counted once
- * per side; 403 `bad_proof` for a proof that is not the match's.
+ * `POST /outcome`: a matched client says how its connection to its partner went (a group's member: to
+ * one other member), proving the match with an HMAC of its id under the match secret (never the
+ * secret). 204 once checked, counted once per side (per member and link in a group); 403 `bad_proof`
+ * for a proof that is not the match's.
  */
 import type { Lobby } from '../../core/lobby.js';
 import { isBadReport, OUTCOME_BODY_LIMIT_BYTES, OUTCOME_PATH, parseOutcomeReport } from '../../protocol/outcome.js';
@@ -9,7 +10,7 @@ import { BackendUnavailableError } from '../../queue/seam.js';
 import type { Access } from '../access.js';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../method-not-allowed.js';
-import { provesMatch, type OutcomeRecorder } from '../outcomes.js';
+import { linkSide, pairSide, provesMatch, type OutcomeRecorder } from '../outcomes.js';
 import type { App } from '../types.js';
 
 export interface OutcomeRouteOptions {
@@ -43,7 +44,9 @@ export function outcomeRoutes(app: App, options: OutcomeRouteOptions, done: (err
       const app = provenApp(report);
       if (app === null) throw new ApiError('bad_proof', [], 'proof');
       try {
-        await recordOutcome({ ...report, app });
+        const { matchId, via, ms, initiator, member, peer } = report;
+        const side = initiator === undefined ? linkSide(member as number, peer as number) : pairSide(initiator);
+        await recordOutcome({ matchId, side, via, ...(ms === undefined ? {} : { ms }), app });
       } catch (error) {
         if (error instanceof BackendUnavailableError) throw new ApiError('backend_unavailable');
         throw error;

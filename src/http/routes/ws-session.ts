@@ -19,6 +19,7 @@ import { BackendUnavailableError } from '../../queue/seam.js';
 import type { ClientFields } from '../join-request.js';
 import { groupAnswer, matchAnswer } from '../match-answer.js';
 import type { MatchRecord } from '../match-record.js';
+import { pairSide } from '../outcomes.js';
 import { REFUSAL_CLOSE, refusalError } from '../refusals.js';
 import type { WsRouteOptions } from '../route-options.js';
 import { closeOrCut, MessageAllowance, type KeyCounts } from '../ws-limits.js';
@@ -240,7 +241,12 @@ export class WsSession {
         let relaying: GroupRelay | PairRelay;
         if (outcome.kind === 'grouped') {
           this.#send({ type: 'matched', ...groupAnswer(ticket.room, ticket.address, outcome, iceServers, true) });
-          relaying = new GroupRelay(this.#host, relay, ticket.id, outcome.members, outcome.index);
+          relaying = new GroupRelay(this.#host, relay, ticket.id, outcome.members, outcome.index, {
+            matchId: outcome.matchId,
+            app: ticket.room.app,
+            recordOutcome: this.options.recordOutcome,
+            log: this.request.log,
+          });
           this.#groupFormed(outcome);
         } else {
           // Sent before any message held for it is: `matched` comes first.
@@ -250,7 +256,7 @@ export class WsSession {
             hub: relay,
             id: ticket.id,
             peer,
-            match: { matchId, initiator, app: ticket.room.app },
+            match: { matchId, side: pairSide(initiator), app: ticket.room.app },
             recordOutcome: this.options.recordOutcome,
             log: this.request.log,
             socket: this.socket,

@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PairupError, reportOutcome, type Match } from '../../../src/client/index.js';
+import { PairupError, reportOutcome, type GroupMatch, type Match } from '../../../src/client/index.js';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { ask, json, startServer, TestClient, type TestServer } from '../../helpers/server.js';
 import { openSocket } from '../../helpers/ws-client.js';
@@ -38,6 +38,21 @@ async function match(): Promise<[Record<string, unknown>, Record<string, unknown
   const answers: [Record<string, unknown>, Record<string, unknown>] = [json(await first), second];
   await Promise.all([a.close(), b.close()]);
   return answers;
+}
+
+/** Three HTTP clients gathered by a fresh code: their answers, by member index. */
+async function group(): Promise<Record<string, unknown>[]> {
+  const code = `outcome-group-${++codes}`;
+  const members = [0, 1, 2].map(() => new TestClient(server.origin, server.cert));
+  const json_ = { headers: { accept: 'application/json' } };
+  const answers: Promise<Record<string, unknown>>[] = [];
+  for (const member of members) {
+    answers.push(ask(member.client, server.origin, `/?code=${code}&size=3`, json_).then(json));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  const all = await Promise.all(answers);
+  await Promise.all(members.map((m) => m.close()));
+  return all.sort((x, y) => (x.self as { index: number }).index - (y.self as { index: number }).index);
 }
 
 const report = (body: unknown, path = '/outcome') =>
@@ -102,10 +117,16 @@ describe('POST /outcome', () => {
   const proof = 'A'.repeat(43);
   it.each([
     ['[1]', 'body', 'the body must be a JSON object'],
-    [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, via, ms'],
+    [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, member, peer, via, ms'],
     [{ matchId: 'x', proof, initiator: true, via: 'direct', ms: 5 }, 'matchId', 'matchId must be the matchId of the answer'],
     [{ matchId, proof: 'short', initiator: true, via: 'direct', ms: 5 }, 'proof', 'proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters'],
     [{ matchId, proof, initiator: 'yes', via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false)'],
+    [{ matchId, proof, via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false); in a group, give member and peer instead'],
+    [{ matchId, proof, initiator: true, member: 0, peer: 1, via: 'failed' }, 'initiator', 'a report is from a pair (initiator) or from a group (member and peer), not both'],
+    [{ matchId, proof, member: 64, peer: 1, via: 'failed' }, 'member', "member must be this member's index (the answer's self.index), a whole number from 0 to 63"],
+    [{ matchId, proof, member: 0, via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 63'],
+    [{ matchId, proof, member: 1, peer: '2', via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 63'],
+    [{ matchId, proof, member: 1, peer: 1, via: 'failed' }, 'peer', 'peer must be another member than member'],
     [{ matchId, proof, initiator: true, via: 'carrier-pigeon', ms: 5 }, 'via', 'via must be one of direct, relay, failed'],
     [{ matchId, proof, initiator: true, via: 'direct' }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
     [{ matchId, proof, initiator: true, via: 'relay', ms: 600_001 }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
@@ -113,6 +134,35 @@ describe('POST /outcome', () => {
   ])('refuses %j naming %s', async (body, field, why) => {
     const answer = await report(body);
     expect([answer.status, json(answer)]).toEqual([400, { error: 'invalid_outcome', message: `outcome report is not valid: ${why}`, field }]);
+  });
+
+  it("counts each member's report of each link of a group once", async () => {
+    const before = await counted();
+    const [m0, m1, m2] = (await group()) as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
+    const matchId = String(m0.matchId);
+    expect([m1.matchId, m2.matchId]).toEqual([matchId, matchId]);
+    const proof = proofOf(String(m0.secret), matchId);
+    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'direct', ms: 1000 })).status).toBe(204);
+    // The same member's report of the same link again: ignored.
+    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'relay', ms: 3000 })).status).toBe(204);
+    // The other end of that link, and another link of the same member: each its own.
+    expect((await report({ matchId, proof, member: 1, peer: 0, via: 'relay', ms: 500 })).status).toBe(204);
+    expect((await report({ matchId, proof, member: 0, peer: 2, via: 'failed' })).status).toBe(204);
+    const options = { url: server.origin, ca: server.cert };
+    await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'direct', ms: 2000.4, to: 1 });
+    await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'failed', to: 1 });
+    const after = await counted();
+    expect({
+      direct: after.direct - before.direct,
+      relay: after.relay - before.relay,
+      failed: after.failed - before.failed,
+      observed: after.observed - before.observed,
+      seconds: after.seconds - before.seconds,
+    }).toEqual({ direct: 2, relay: 1, failed: 1, observed: 3, seconds: 3.5 });
+    // A group's proof is the group's: another group's secret does not prove it.
+    const [other] = await group();
+    const wrong = await report({ matchId, proof: proofOf(String((other as Record<string, unknown>).secret), matchId), member: 2, peer: 0, via: 'failed' });
+    expect([wrong.status, json(wrong).error]).toEqual([403, 'bad_proof']);
   });
 
   it('refuses parameters in the query string, and other methods', async () => {
@@ -151,6 +201,66 @@ describe('WebSocket connected and failed', () => {
     wrong.send({ type: 'connected', via: 'carrier-pigeon', ms: 1 });
     expect(await wrong.next()).toEqual({ type: 'error', error: 'invalid_message', message: 'WebSocket message is not valid: connected needs via: direct or relay', field: 'via' });
     expect(await wrong.closed).toBe(4000);
+  });
+});
+
+describe('WebSocket connected and failed in a group', () => {
+  it("counts each member's report of each link once, over its socket or POST /outcome; a pair's report names no member", async () => {
+    const before = await counted();
+    const sockets = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await openSocket(server.origin, server.cert);
+      s.send({ type: 'join', code: 'ws-group-outcome', size: 3 });
+      if (i < 2) expect(await s.next()).toEqual({ type: 'queued' });
+      sockets.push(s);
+    }
+    const [m0, m1, m2] = sockets as [Awaited<ReturnType<typeof openSocket>>, Awaited<ReturnType<typeof openSocket>>, Awaited<ReturnType<typeof openSocket>>];
+    const matched = [await m0.next(), await m1.next(), await m2.next()];
+    expect(matched.map((m) => (m.self as { index: number }).index)).toEqual([0, 1, 2]);
+    m0.send({ type: 'connected', to: 1, via: 'direct', ms: 700 });
+    m0.send({ type: 'connected', to: 1, via: 'direct', ms: 700 });
+    m1.send({ type: 'failed', to: 0 });
+    m2.send({ type: 'connected', to: 0, via: 'relay', ms: 300 });
+    // The same link reported over HTTP is the same side: not counted again.
+    const matchId = String(matched[0]?.matchId);
+    const proof = proofOf(String(matched[0]?.secret), matchId);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'relay', ms: 5 })).status).toBe(204);
+    const after = await counted();
+    expect([after.direct - before.direct, after.relay - before.relay, after.failed - before.failed, after.observed - before.observed]).toEqual([1, 1, 1, 2]);
+    // A report without a member, or naming this member itself: refused, and that member's socket closed.
+    m1.send({ type: 'connected', via: 'direct', ms: 5 });
+    expect(await m1.next()).toEqual({
+      type: 'error',
+      error: 'invalid_message',
+      message: 'WebSocket message is not valid: a connected report in a group needs to: the index of another member (0 to 2, not 1)',
+      field: 'to',
+    });
+    m2.send({ type: 'failed', to: 2 });
+    expect(await m2.next()).toEqual({ type: 'peer_left', member: 1 });
+    expect(await m2.next()).toEqual({
+      type: 'error',
+      error: 'invalid_message',
+      message: "WebSocket message is not valid: failed's to must be the index of another member (0 to 2, not 2), got 2",
+      field: 'to',
+    });
+    for (const s of sockets) s.socket.terminate();
+
+    const a = await openSocket(server.origin, server.cert);
+    a.send({ type: 'join', code: 'ws-pair-outcome-to' });
+    expect(await a.next()).toEqual({ type: 'queued' });
+    const b = await openSocket(server.origin, server.cert);
+    b.send({ type: 'join', code: 'ws-pair-outcome-to' });
+    expect([(await a.next()).type, (await b.next()).type]).toEqual(['matched', 'matched']);
+    b.send({ type: 'failed', to: 0 });
+    expect(await b.next()).toEqual({
+      type: 'error',
+      error: 'invalid_message',
+      message: "WebSocket message is not valid: to is for groups: a pair's failed is about its partner",
+      field: 'to',
+    });
+    a.socket.terminate();
+    b.socket.terminate();
   });
 });
 

@@ -239,7 +239,9 @@ describe('groups over the WebSocket: bad input', () => {
     [{ type: 'signal', to: '1', data: 'x' }, 'invalid_message', "WebSocket message is not valid: signal's to must be a member's index, a whole number from 0; got a string", 'to'],
     [{ type: 'signal', to: [[[1]]], data: 'x' }, 'invalid_message', "WebSocket message is not valid: signal's to must be a member's index, a whole number from 0; got an array", 'to'],
     [{ type: 'signal', to: 64, data: 'x' }, 'invalid_message', "WebSocket message is not valid: signal's to must be the index of another member (0 to 2, not 2), got 64", 'to'],
-    [{ type: 'connected', via: 'direct', ms: 10 }, 'unexpected_message', 'WebSocket message connected is not expected in a group (outcomes are counted for pairs)', undefined],
+    [{ type: 'connected', via: 'direct', ms: 10 }, 'invalid_message', 'WebSocket message is not valid: a connected report in a group needs to: the index of another member (0 to 2, not 2)', 'to'],
+    [{ type: 'failed', to: 3 }, 'invalid_message', "WebSocket message is not valid: failed's to must be the index of another member (0 to 2, not 2), got 3", 'to'],
+    [{ type: 'connected', to: '1', via: 'direct', ms: 10 }, 'invalid_message', "WebSocket message is not valid: connected's to must be a member's index, a whole number from 0; got a string", 'to'],
     [{ type: 'punch_again' }, 'unexpected_message', 'WebSocket message punch_again is not expected in a group (punching is for pairs)', undefined],
   ])('refuses %j from a member', async (message, error, text, field) => {
     const { members } = await group(3, `bad-${JSON.stringify(message).length}-${error.length}`);
