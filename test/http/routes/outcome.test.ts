@@ -58,14 +58,34 @@ async function group(): Promise<Record<string, unknown>[]> {
 const report = (body: unknown, path = '/outcome') =>
   ask(client.client, server.origin, path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
+interface Counted {
+  direct: number;
+  relay: number;
+  failed: number;
+  observed: number;
+  seconds: number;
+}
+
 /** pairup_connections_total by via, and the histogram's count and sum. */
-async function counted(): Promise<{ direct: number; relay: number; failed: number; observed: number; seconds: number }> {
+async function counted(): Promise<Counted> {
   const all = await metrics.registry.getMetricsAsJSON();
   const total = all.find((m) => m.name === 'pairup_connections_total');
   const histogram = all.find((m) => m.name === 'pairup_connect_seconds');
   const by = (via: string) => total?.values.find((v) => v.labels.via === via)?.value ?? 0;
   const named = (name: string) => histogram?.values.find((v) => (v as { metricName?: string }).metricName === name)?.value ?? 0;
   return { direct: by('direct'), relay: by('relay'), failed: by('failed'), observed: named('pairup_connect_seconds_count'), seconds: named('pairup_connect_seconds_sum') };
+}
+
+/** What was counted since `before`. */
+async function countedSince(before: Counted): Promise<Counted> {
+  const after = await counted();
+  return {
+    direct: after.direct - before.direct,
+    relay: after.relay - before.relay,
+    failed: after.failed - before.failed,
+    observed: after.observed - before.observed,
+    seconds: after.seconds - before.seconds,
+  };
 }
 
 describe('POST /outcome', () => {
@@ -77,14 +97,7 @@ describe('POST /outcome', () => {
     expect((await report({ matchId, proof, initiator: true, via: 'direct', ms: 1500 })).status).toBe(204);
     expect((await report({ matchId, proof, initiator: true, via: 'relay', ms: 900 })).status).toBe(204);
     expect((await report({ matchId, proof: proofOf(String(arrival.secret), matchId), initiator: false, via: 'relay', ms: 2500 })).status).toBe(204);
-    const after = await counted();
-    expect({
-      direct: after.direct - before.direct,
-      relay: after.relay - before.relay,
-      failed: after.failed - before.failed,
-      observed: after.observed - before.observed,
-      seconds: after.seconds - before.seconds,
-    }).toEqual({ direct: 1, relay: 1, failed: 0, observed: 2, seconds: 4 });
+    expect(await countedSince(before)).toEqual({ direct: 1, relay: 1, failed: 0, observed: 2, seconds: 4 });
   });
 
   it('counts a failed side without a time', async () => {
@@ -151,14 +164,7 @@ describe('POST /outcome', () => {
     const options = { url: server.origin, ca: server.cert };
     await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'direct', ms: 2000.4, to: 1 });
     await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'failed', to: 1 });
-    const after = await counted();
-    expect({
-      direct: after.direct - before.direct,
-      relay: after.relay - before.relay,
-      failed: after.failed - before.failed,
-      observed: after.observed - before.observed,
-      seconds: after.seconds - before.seconds,
-    }).toEqual({ direct: 2, relay: 1, failed: 1, observed: 3, seconds: 3.5 });
+    expect(await countedSince(before)).toEqual({ direct: 2, relay: 1, failed: 1, observed: 3, seconds: 3.5 });
     // A group's proof is the group's: another group's secret does not prove it.
     const [other] = await group();
     const wrong = await report({ matchId, proof: proofOf(String((other as Record<string, unknown>).secret), matchId), member: 2, peer: 0, via: 'failed' });
