@@ -11,6 +11,7 @@ import {
   type Waiter,
 } from '../queue/seam.js';
 import { Gathering } from './gathering.js';
+import { RemotePairs } from './remote-pairs.js';
 import { after, no, yes } from './later.js';
 import { matchSecret } from './secrets.js';
 import { Ticket } from './ticket.js';
@@ -52,6 +53,8 @@ export class Lobby {
   readonly #secretKey: Buffer;
   /** This process's tickets that are joining or waiting, by id. */
   readonly #tickets = new Map<string, Ticket>();
+  /** Pairs whose waiter another process holds, and this process's waiters offered to arrivals of others. */
+  readonly #remote: RemotePairs;
   /** Groups of more than two (with a queue that gathers them: every backend of pairup). */
   readonly #gathering: Gathering | undefined;
   #waiting = 0;
@@ -76,6 +79,7 @@ export class Lobby {
       mayWait: () => this.#waiting < this.#limits.maxWaiting,
     };
     const { queue, limits, peers, groupHoldMs } = options;
+    this.#remote = new RemotePairs(host, queue, peers, this.#secretKey);
     const hold = groupHoldMs === undefined ? {} : { groupHoldMs };
     this.#gathering = gathersGroups(queue) ? new Gathering(host, { queue, limits, peers, secretKey: this.#secretKey, ...hold }) : undefined;
   }
@@ -225,7 +229,7 @@ export class Lobby {
       this.#settle(arrival, { kind: 'gone' });
       return after(this.#queue.abort(peer, true), yes);
     }
-    if (peer.owner !== this.owner) return this.#confirmRemote(peer, arrival, timeoutMs);
+    if (peer.owner !== this.owner) return this.#remote.confirm(peer, arrival, timeoutMs);
     const held = this.#tickets.get(peer.id);
     if (held === undefined || held.settled || held.isGone()) {
       // Its client left before the close event reached us (or it ended while claimed): never handed out.
@@ -246,69 +250,11 @@ export class Lobby {
   }
 
   /**
-   * A waiter held by another process: that process answers its client and commits the claim, and
-   * only then is the arrival answered. Without an answer in time, the claim record decides: committed
-   * (the answer was lost) means the match stands; otherwise the claim is undone and the next waiter
-   * tried. A lost or late message can delay an answer, never double it or hand out a ghost.
-   *
-   * The arrival's own timeout bounds the wait: an owner that does not answer by then (stalled, or
-   * slow) has its waiter put back, unless it committed first, and the arrival is answered `timeout`.
-   */
-  #confirmRemote(peer: Waiter, arrival: Ticket, timeoutMs: number): ValueOrPromise<boolean> {
-    const peers = this.#peers;
-    if (peers === undefined) {
-      return after(this.#queue.abort(peer, true), () => {
-        throw new Error(`waiter ${peer.id} is held by process ${peer.owner}, which this lobby cannot reach`);
-      });
-    }
-    const matchId = randomUUID();
-    const secret = matchSecret(this.#secretKey, matchId, arrival.room.app);
-    const matched = (): ValueOrPromise<boolean> => {
-      this.#settle(arrival, { kind: 'matched', matchId, secret, peer, initiator: false, waitedMs: performance.now() - arrival.arrivedAt });
-      return after(this.#queue.confirm(peer), yes);
-    };
-    const deadline = arrival.arrivedAt + timeoutMs;
-    return peers.offer(peer, { matchId, secret, arrival: arrival.waiter }, deadline - performance.now()).then(async (answer) => {
-      if (answer === 'matched') return matched();
-      if (answer === 'unanswered' && performance.now() >= deadline - 1) {
-        // The arrival's time is up. Its owner may simply be slow: the waiter goes back where it was.
-        if ((await this.#queue.abort(peer, true)) === 'matched') return matched();
-        this.#settle(arrival, { kind: 'timeout', waitedMs: performance.now() - arrival.arrivedAt });
-        return true;
-      }
-      // Gone, or no answer in time: unless the record says its process committed it, the waiter is
-      // dropped from the shared queue (asking again would wait again); if its process still holds
-      // it, that process answers it at its timeout. Never handed out unconfirmed.
-      const record = await this.#queue.abort(peer, false);
-      return record === 'matched' ? matched() : false;
-    });
-  }
-
-  /**
    * Another process claimed this process's waiter `id` and offers it a match: if its client is still
    * there, the claim is committed and the client answered. Returns what to tell that process.
    */
-  async offered(id: string, offer: MatchOffer): Promise<'matched' | 'gone'> {
-    const held = this.#tickets.get(id);
-    // It may still be 'joining' here: queued in the shared queue and claimed before this process
-    // has even read its own join's answer.
-    if (held === undefined || held.settled) return 'gone';
-    if (held.isGone()) {
-      this.#settle(held, { kind: 'gone' });
-      return 'gone';
-    }
-    // Only the claim of this offer's arrival: if that one gave up first, a claim made since by another
-    // arrival is that arrival's to offer, and this offer is answered gone.
-    if (!(await this.#queue.commit(held.waiter, offer.arrival.id))) return 'gone';
-    if (held.result !== undefined) {
-      // Its client went during the commit: take the match back before anybody is told of it.
-      await this.#queue.abort(held.waiter, false);
-      return 'gone';
-    }
-    if (held.state === 'queued') held.state = 'claimed';
-    const { matchId, secret, arrival } = offer;
-    this.#settle(held, { kind: 'matched', matchId, secret, peer: arrival, initiator: true, waitedMs: performance.now() - held.arrivedAt });
-    return 'matched';
+  offered(id: string, offer: MatchOffer): Promise<'matched' | 'gone'> {
+    return this.#remote.offered(id, offer);
   }
 
   readonly #onTimeout = (ticket: Ticket): void => {
