@@ -70,7 +70,7 @@ export function parseOutcomeReport(body: unknown): OutcomeReport | BadReport {
 }
 
 /** Whether `index` can be a member's: a whole number below the largest group. */
-export function isMemberIndex(index: unknown): index is number {
+function isMemberIndex(index: unknown): index is number {
   return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < GROUP_SIZE_LIMIT;
 }
 
