@@ -204,7 +204,8 @@ describe('groups across processes on one Redis, and on a Redis Cluster', () => {
     const groups = answers.map((a) => wholeGroup(JSON.parse(a.text) as GroupAnswer));
     expect(groups.flat().filter((address) => deadAddresses.has(address))).toEqual([]);
     expect(new Set(groups.map((g) => JSON.stringify(g))).size).toBe(1);
-    expect(groups[0]).toEqual(newcomers.map((c) => `127.0.0.1:${c.localPort}`));
+    // Each newcomer on a new TLS connection: on a busy machine one may arrive before the one asked 50 ms earlier.
+    expect([...(groups[0] ?? [])].sort()).toEqual(newcomers.map((c) => `127.0.0.1:${c.localPort}`).sort());
     await Promise.all([...doomed, ...newcomers].map((c) => c.close()));
     await Promise.all(waiting);
     survivor.child.kill('SIGTERM');

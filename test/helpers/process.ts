@@ -59,13 +59,15 @@ function parse(text: string): Record<string, unknown> | undefined {
 
 /**
  * Runs src/main.ts as `npm start` would (its build when dist/ is current: {@link nodeArgs}), or the script and arguments in `entry`, in `cwd`, with
- * exactly `env` (plus PATH, and ADMIN_PORT=0 unless `env` sets it: tests must not share port 9464).
+ * exactly `env` (plus PATH, and unless `env` sets them: ADMIN_PORT=0, since tests must not share port
+ * 9464; MAX_EVENT_LOOP_DELAY_MS=0, since a process the machine stalls for a second (CI on two cores
+ * runs several at once) would refuse requests 503 overloaded: the guard has tests of its own).
  */
 export function spawnServer(env: Record<string, string>, cwd: string, entry: readonly string[] = [MAIN]): ServerProcess {
   const [script = MAIN, ...args] = entry;
   const child = spawn(process.execPath, [...nodeArgs(script), ...args], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ADMIN_PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', ADMIN_PORT: '0', MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];
