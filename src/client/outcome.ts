@@ -21,7 +21,7 @@ export type LinkOutcome = Outcome & { readonly to: number };
 
 export async function reportOutcome(
   options: Pick<FindPeerOptions, 'url' | 'ca' | 'dispatcher' | 'signal'>,
-  match: Pick<GroupMatch, 'matchId' | 'secret' | 'self'>,
+  match: Pick<GroupMatch, 'matchId' | 'secret' | 'size' | 'self'>,
   outcome: LinkOutcome,
 ): Promise<void>;
 export async function reportOutcome(
@@ -31,14 +31,14 @@ export async function reportOutcome(
 ): Promise<void>;
 export async function reportOutcome(
   options: Pick<FindPeerOptions, 'url' | 'ca' | 'dispatcher' | 'signal'>,
-  match: Pick<Match, 'matchId' | 'secret' | 'initiator'> | Pick<GroupMatch, 'matchId' | 'secret' | 'self'>,
+  match: Pick<Match, 'matchId' | 'secret' | 'initiator'> | Pick<GroupMatch, 'matchId' | 'secret' | 'size' | 'self'>,
   outcome: Outcome | LinkOutcome,
 ): Promise<void> {
   const url = new URL(OUTCOME_PATH, options.url);
   const ca = options.ca as string | Buffer | (string | Buffer)[] | undefined;
   const own = options.dispatcher === undefined ? new Agent({ connect: ca === undefined ? {} : { ca } }) : undefined;
   // A pair's answer has `initiator` (its `self` is an address); a group's has `self.index` instead.
-  const side = 'initiator' in match ? { initiator: match.initiator } : { member: match.self.index, peer: (outcome as LinkOutcome).to };
+  const side = 'initiator' in match ? { initiator: match.initiator } : { size: match.size, member: match.self.index, peer: (outcome as LinkOutcome).to };
   const body = {
     matchId: match.matchId,
     proof: createHmac('sha256', match.secret).update(match.matchId).digest('base64url'),

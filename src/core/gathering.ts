@@ -117,7 +117,7 @@ export class Gathering {
         if (request.room.min !== undefined && !ticket.settled) this.#fills.set(ticket.id, setTimeout(this.#onFill, this.#fillWaitMs, ticket));
         return true;
       case 'claimed':
-        return this.#form(step.group, ticket, request.timeoutMs);
+        return this.#form(step.group, ticket, request.room.app, request.timeoutMs);
     }
   }
 
@@ -146,7 +146,7 @@ export class Gathering {
     for (;;) {
       if (ticket.settled || this.#holds.has(ticket.id)) return;
       const group = queue.fill(ticket.waiter, { ...request, groupId: randomUUID() });
-      const done = after(group, (g) => (g === undefined ? true : this.#form(g, undefined, Number.MAX_SAFE_INTEGER)));
+      const done = after(group, (g) => (g === undefined ? true : this.#form(g, undefined, room.app, Number.MAX_SAFE_INTEGER)));
       if (done instanceof Promise) return done.then((d) => (d ? undefined : this.#fill(ticket)));
       if (done) return;
     }
@@ -158,7 +158,7 @@ export class Gathering {
    * process are checked here; those of other processes are held by their processes first (`hold`).
    * True when done; false when the group was released (a member gone): try again.
    */
-  #form(group: GroupClaim, arrival: Ticket | undefined, timeoutMs: number): ValueOrPromise<boolean> {
+  #form(group: GroupClaim, arrival: Ticket | undefined, app: string | undefined, timeoutMs: number): ValueOrPromise<boolean> {
     const queue = this.#queue;
     if (arrival !== undefined && (arrival.settled || arrival.isGone())) {
       // The arrival itself left: every member waits on, where it was.
@@ -189,7 +189,7 @@ export class Gathering {
       return after(queue.release(group, back, gone), (result) => (result === 'matched' ? yes() : no()));
     }
     const members = arrival === undefined ? group.members : [...group.members, arrival.waiter];
-    const offer: GroupOffer = { matchId: group.groupId, secret: matchSecret(this.#secretKey, group.groupId), members, size: members.length };
+    const offer: GroupOffer = { matchId: group.groupId, secret: matchSecret(this.#secretKey, group.groupId, app, members.length), members, size: members.length };
     for (const ticket of local) this.#hold(ticket, group, offer);
     if (remote.length === 0) return this.#decide(group, offer, local, [], [], arrival, Infinity);
     const peers = this.#peers;

@@ -93,9 +93,12 @@ export class Lobby {
     return this.#closing;
   }
 
-  /** The secret of match `matchId` of `app`'s clients (derived, nothing is kept): to check a partner's proof of it. */
-  secretOf(matchId: string, app?: string): string {
-    return matchSecret(this.#secretKey, matchId, app);
+  /**
+   * The secret of match `matchId` of `app`'s clients, a group's of `size` members (derived, nothing is
+   * kept): to check a partner's proof of it.
+   */
+  secretOf(matchId: string, app?: string, size?: number): string {
+    return matchSecret(this.#secretKey, matchId, app, size);
   }
 
   /** This process's ticket of that id, while it is joining or waiting. */

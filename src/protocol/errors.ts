@@ -33,7 +33,7 @@ export const errors = Object.freeze({
   invalid_body: def('invalid_body', 400, 'body must be a JSON object with optional pool or code, timeout, meta, size and min'),
   unknown_field: def('unknown_field', 400, 'body has unknown field %s; allowed: pool, code, timeout, meta, size, min'),
   unknown_parameter: def('unknown_parameter', 400, 'unknown query parameter %s; allowed: pool, code, timeout, size, min'),
-  query_not_allowed: def('query_not_allowed', 400, 'POST / takes its parameters in the JSON body, not the query string: got %s'),
+  query_not_allowed: def('query_not_allowed', 400, 'POST %s takes its parameters in the JSON body, not the query string: got %s'),
   invalid_json: def('invalid_json', 400, 'body is not valid JSON: %s'),
   body_too_large: def('body_too_large', 400, 'body must be at most %s bytes'),
   invalid_request: def('invalid_request', 400, '%s'),

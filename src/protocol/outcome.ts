@@ -20,9 +20,11 @@ export interface OutcomeReport {
   /** In a pair, which side reports: the match's `initiator` field. Each side is counted once. */
   readonly initiator?: boolean;
   /**
-   * In a group, which link: `member` is the reporting member's own index (the answer's `self.index`),
-   * `peer` the other member's. Each member's report of each link is counted once.
+   * In a group, which link: `size` is the answer's (how many members it has), `member` the reporting
+   * member's own index (the answer's `self.index`), `peer` the other member's. Each member's report
+   * of each link is counted once.
    */
+  readonly size?: number;
   readonly member?: number;
   readonly peer?: number;
   readonly via: ConnectionVia;
@@ -38,7 +40,7 @@ export interface BadReport {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PROOF = new RegExp(SECRET_PATTERN);
-const FIELDS = ['matchId', 'proof', 'initiator', 'member', 'peer', 'via', 'ms'];
+const FIELDS = ['matchId', 'proof', 'initiator', 'size', 'member', 'peer', 'via', 'ms'];
 
 function bad(why: string, field: string): BadReport {
   return { why, field };
@@ -55,10 +57,10 @@ export function parseOutcomeReport(body: unknown): OutcomeReport | BadReport {
   const value = body as Record<string, unknown>;
   const unknown = Object.keys(value).find((key) => !FIELDS.includes(key));
   if (unknown !== undefined) return bad(`unknown field ${JSON.stringify(unknown)}; allowed: ${FIELDS.join(', ')}`, unknown);
-  const { matchId, proof, initiator, member, peer, via, ms } = value;
+  const { matchId, proof, initiator, size, member, peer, via, ms } = value;
   if (typeof matchId !== 'string' || !UUID.test(matchId)) return bad('matchId must be the matchId of the answer', 'matchId');
   if (typeof proof !== 'string' || !PROOF.test(proof)) return bad('proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters', 'proof');
-  const side = sideOf(initiator, member, peer);
+  const side = sideOf(initiator, size, member, peer);
   if ('why' in side) return side;
   if (!CONNECTION_VIAS.includes(via as ConnectionVia)) return bad(`via must be one of ${CONNECTION_VIAS.join(', ')}`, 'via');
   if (via === 'failed') {
@@ -69,24 +71,25 @@ export function parseOutcomeReport(body: unknown): OutcomeReport | BadReport {
   return { matchId, proof, ...side, via: via as ConnectionVia, ms };
 }
 
-/** Whether `index` can be a member's: a whole number below the largest group. */
-function isMemberIndex(index: unknown): index is number {
-  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < GROUP_SIZE_LIMIT;
+/** Whether `index` is a whole number from 0 to below `size`. */
+function isIndexBelow(index: unknown, size: number): index is number {
+  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < size;
 }
 
-/** Which side a report is from: a pair's (`initiator`), or a group's link (`member` to `peer`), never both. */
-function sideOf(initiator: unknown, member: unknown, peer: unknown): { initiator: boolean } | { member: number; peer: number } | BadReport {
-  if (member === undefined && peer === undefined) {
-    if (initiator === undefined) return bad('initiator must be the initiator field of the answer (true or false); in a group, give member and peer instead', 'initiator');
+/** Which side a report is from: a pair's (`initiator`), or a group's link (`member` to `peer` of `size`), never both. */
+function sideOf(initiator: unknown, size: unknown, member: unknown, peer: unknown): { initiator: boolean } | { size: number; member: number; peer: number } | BadReport {
+  if (size === undefined && member === undefined && peer === undefined) {
+    if (initiator === undefined) return bad('initiator must be the initiator field of the answer (true or false); in a group, give size, member and peer instead', 'initiator');
     if (typeof initiator !== 'boolean') return bad('initiator must be the initiator field of the answer (true or false)', 'initiator');
     return { initiator };
   }
-  if (initiator !== undefined) return bad('a report is from a pair (initiator) or from a group (member and peer), not both', 'initiator');
-  const within = `a whole number from 0 to ${GROUP_SIZE_LIMIT - 1}`;
-  if (!isMemberIndex(member)) return bad(`member must be this member's index (the answer's self.index), ${within}`, 'member');
-  if (!isMemberIndex(peer)) return bad(`peer must be the index of the member this link is to, ${within}`, 'peer');
+  if (initiator !== undefined) return bad('a report is from a pair (initiator) or from a group (size, member and peer), not both', 'initiator');
+  if (!(isIndexBelow(size, GROUP_SIZE_LIMIT + 1) && size >= 2)) return bad(`size must be the size field of the group's answer, a whole number from 2 to ${GROUP_SIZE_LIMIT}`, 'size');
+  const below = `a whole number from 0 to ${size - 1} (size - 1)`;
+  if (!isIndexBelow(member, size)) return bad(`member must be this member's index (the answer's self.index), ${below}`, 'member');
+  if (!isIndexBelow(peer, size)) return bad(`peer must be the index of the member this link is to, ${below}`, 'peer');
   if (peer === member) return bad('peer must be another member than member', 'peer');
-  return { member, peer };
+  return { size, member, peer };
 }
 
 export function isBadReport(parsed: OutcomeReport | BadReport): parsed is BadReport {

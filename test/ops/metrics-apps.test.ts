@@ -162,4 +162,25 @@ describe('metrics by app', () => {
     });
     expect(pick(all, 'pairup_requests_total{status="401"}')).toEqual({ 'pairup_requests_total{status="401"}': 1 });
   });
+
+  it("counts a group member's report of a link under the group's app: its proof says chess", async () => {
+    const asked = [get('/?pool=g&size=3', CHESS_KEY)];
+    await waitFor(1);
+    asked.push(get('/?pool=g&size=3', CHESS_KEY));
+    await waitFor(2);
+    asked.push(get('/?pool=g&size=3', CHESS_KEY));
+    const answers = (await Promise.all(asked)).map((answer) => json(answer) as { matchId: string; secret: string; size: number; self: { index: number } });
+    const first = answers.find((answer) => answer.self.index === 0);
+    if (first === undefined) throw new Error('no member 0');
+    const { matchId, secret, size } = first;
+    const c = new TestClient(server.origin, server.cert);
+    clients.push(c);
+    const body = JSON.stringify({ matchId, proof: createHmac('sha256', secret).update(matchId).digest('base64url'), size, member: 0, peer: 2, via: 'direct', ms: 40 });
+    const answer = await ask(c.client, server.origin, '/outcome', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(answer.status).toBe(204);
+    const all = samples(await (await request(metricsUrl)).body.text());
+    // One more than the pair's report before it.
+    expect(all.get('pairup_connections_total{app="chess",via="direct"}')).toBe(2);
+    expect(all.get('pairup_connect_seconds_sum{app="chess"}')).toBe(0.16);
+  });
 });

@@ -210,7 +210,7 @@ export function matchRoutes(app: App, options: MatchRouteOptions, done: (error?:
       // `POST /?timeout=0.2` would otherwise wait the default time: say where parameters go.
       // With app keys, `?key=` is the one parameter POST / takes in its query (a key is not part of the ask).
       const names = Object.keys(request.query as object).filter((name) => access === undefined || name !== 'key');
-      if (names.length > 0) return done(new ApiError('query_not_allowed', [names.map((name) => JSON.stringify(name)).join(', ')]));
+      if (names.length > 0) return done(new ApiError('query_not_allowed', ['/', names.map((name) => JSON.stringify(name)).join(', ')]));
       // An empty POST (curl -X POST) asks with every default.
       const parsed = request as { body?: unknown };
       if (parsed.body === undefined) parsed.body = {};

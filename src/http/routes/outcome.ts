@@ -27,8 +27,8 @@ export function outcomeRoutes(app: App, options: OutcomeRouteOptions, done: (err
    * not the match's. No key is asked for: the proof is the credential. With app keys, the app whose
    * secret it matches is the match's (one HMAC per app of the file: a bounded list).
    */
-  const provenApp = (report: { readonly matchId: string; readonly proof: string }): string | undefined | null => {
-    const proves = (app?: string): boolean => provesMatch(report.proof, lobby.secretOf(report.matchId, app), report.matchId);
+  const provenApp = (report: { readonly matchId: string; readonly proof: string; readonly size?: number }): string | undefined | null => {
+    const proves = (app?: string): boolean => provesMatch(report.proof, lobby.secretOf(report.matchId, app, report.size), report.matchId);
     if (access === undefined) return proves() ? undefined : null;
     return access.apps.find((name) => proves(name)) ?? null;
   };
@@ -38,7 +38,7 @@ export function outcomeRoutes(app: App, options: OutcomeRouteOptions, done: (err
     bodyLimit: OUTCOME_BODY_LIMIT_BYTES,
     handler: async (request, reply) => {
       const names = Object.keys(request.query as object);
-      if (names.length > 0) throw new ApiError('query_not_allowed', [names.map((name) => JSON.stringify(name)).join(', ')]);
+      if (names.length > 0) throw new ApiError('query_not_allowed', [OUTCOME_PATH, names.map((name) => JSON.stringify(name)).join(', ')]);
       const report = parseOutcomeReport(request.body);
       if (isBadReport(report)) throw new ApiError('invalid_outcome', [report.why], report.field);
       const app = provenApp(report);

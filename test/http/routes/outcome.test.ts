@@ -130,16 +130,20 @@ describe('POST /outcome', () => {
   const proof = 'A'.repeat(43);
   it.each([
     ['[1]', 'body', 'the body must be a JSON object'],
-    [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, member, peer, via, ms'],
+    [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, size, member, peer, via, ms'],
     [{ matchId: 'x', proof, initiator: true, via: 'direct', ms: 5 }, 'matchId', 'matchId must be the matchId of the answer'],
     [{ matchId, proof: 'short', initiator: true, via: 'direct', ms: 5 }, 'proof', 'proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters'],
     [{ matchId, proof, initiator: 'yes', via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false)'],
-    [{ matchId, proof, via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false); in a group, give member and peer instead'],
-    [{ matchId, proof, initiator: true, member: 0, peer: 1, via: 'failed' }, 'initiator', 'a report is from a pair (initiator) or from a group (member and peer), not both'],
-    [{ matchId, proof, member: 64, peer: 1, via: 'failed' }, 'member', "member must be this member's index (the answer's self.index), a whole number from 0 to 63"],
-    [{ matchId, proof, member: 0, via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 63'],
-    [{ matchId, proof, member: 1, peer: '2', via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 63'],
-    [{ matchId, proof, member: 1, peer: 1, via: 'failed' }, 'peer', 'peer must be another member than member'],
+    [{ matchId, proof, via: 'direct', ms: 5 }, 'initiator', 'initiator must be the initiator field of the answer (true or false); in a group, give size, member and peer instead'],
+    [{ matchId, proof, initiator: true, size: 3, member: 0, peer: 1, via: 'failed' }, 'initiator', 'a report is from a pair (initiator) or from a group (size, member and peer), not both'],
+    [{ matchId, proof, member: 0, peer: 1, via: 'failed' }, 'size', "size must be the size field of the group's answer, a whole number from 2 to 64"],
+    [{ matchId, proof, size: 65, member: 0, peer: 1, via: 'failed' }, 'size', "size must be the size field of the group's answer, a whole number from 2 to 64"],
+    [{ matchId, proof, size: 1, member: 0, peer: 1, via: 'failed' }, 'size', "size must be the size field of the group's answer, a whole number from 2 to 64"],
+    [{ matchId, proof, size: 3, member: 3, peer: 1, via: 'failed' }, 'member', "member must be this member's index (the answer's self.index), a whole number from 0 to 2 (size - 1)"],
+    [{ matchId, proof, size: 3, member: 0, via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 2 (size - 1)'],
+    [{ matchId, proof, size: 3, member: 1, peer: '2', via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 2 (size - 1)'],
+    [{ matchId, proof, size: 3, member: 1, peer: 7, via: 'failed' }, 'peer', 'peer must be the index of the member this link is to, a whole number from 0 to 2 (size - 1)'],
+    [{ matchId, proof, size: 3, member: 1, peer: 1, via: 'failed' }, 'peer', 'peer must be another member than member'],
     [{ matchId, proof, initiator: true, via: 'carrier-pigeon', ms: 5 }, 'via', 'via must be one of direct, relay, failed'],
     [{ matchId, proof, initiator: true, via: 'direct' }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
     [{ matchId, proof, initiator: true, via: 'relay', ms: 600_001 }, 'ms', 'ms must be whole milliseconds from the answer to the connection, 0 to 600000'],
@@ -155,25 +159,39 @@ describe('POST /outcome', () => {
     const matchId = String(m0.matchId);
     expect([m1.matchId, m2.matchId]).toEqual([matchId, matchId]);
     const proof = proofOf(String(m0.secret), matchId);
-    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'direct', ms: 1000 })).status).toBe(204);
+    expect((await report({ matchId, proof, size: 3, member: 0, peer: 1, via: 'direct', ms: 1000 })).status).toBe(204);
     // The same member's report of the same link again: ignored.
-    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'relay', ms: 3000 })).status).toBe(204);
+    expect((await report({ matchId, proof, size: 3, member: 0, peer: 1, via: 'relay', ms: 3000 })).status).toBe(204);
     // The other end of that link, and another link of the same member: each its own.
-    expect((await report({ matchId, proof, member: 1, peer: 0, via: 'relay', ms: 500 })).status).toBe(204);
-    expect((await report({ matchId, proof, member: 0, peer: 2, via: 'failed' })).status).toBe(204);
+    expect((await report({ matchId, proof, size: 3, member: 1, peer: 0, via: 'relay', ms: 500 })).status).toBe(204);
+    expect((await report({ matchId, proof, size: 3, member: 0, peer: 2, via: 'failed' })).status).toBe(204);
     const options = { url: server.origin, ca: server.cert };
     await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'direct', ms: 2000.4, to: 1 });
     await reportOutcome(options, m2 as unknown as GroupMatch, { via: 'failed', to: 1 });
     expect(await countedSince(before)).toEqual({ direct: 2, relay: 1, failed: 1, observed: 3, seconds: 3.5 });
+    // A proof of a group proves its size: claiming a bigger group (for links it does not have) fails.
+    const bigger = await report({ matchId, proof, size: 8, member: 5, peer: 1, via: 'failed' });
+    expect([bigger.status, json(bigger).error]).toEqual([403, 'bad_proof']);
+    // Nor does it prove a pair of that id, and a pair's proof does not prove a group.
+    const asPair = await report({ matchId, proof, initiator: true, via: 'failed' });
+    expect([asPair.status, json(asPair).error]).toEqual([403, 'bad_proof']);
+    const [pairSide] = await match();
+    const pairId = String(pairSide.matchId);
+    const asGroup = await report({ matchId: pairId, proof: proofOf(String(pairSide.secret), pairId), size: 2, member: 0, peer: 1, via: 'failed' });
+    expect([asGroup.status, json(asGroup).error]).toEqual([403, 'bad_proof']);
+    expect(await countedSince(before)).toEqual({ direct: 2, relay: 1, failed: 1, observed: 3, seconds: 3.5 });
     // A group's proof is the group's: another group's secret does not prove it.
     const [other] = await group();
-    const wrong = await report({ matchId, proof: proofOf(String((other as Record<string, unknown>).secret), matchId), member: 2, peer: 0, via: 'failed' });
+    const wrong = await report({ matchId, proof: proofOf(String((other as Record<string, unknown>).secret), matchId), size: 3, member: 2, peer: 0, via: 'failed' });
     expect([wrong.status, json(wrong).error]).toEqual([403, 'bad_proof']);
   });
 
   it('refuses parameters in the query string, and other methods', async () => {
     const answer = await report({ matchId, proof, initiator: true, via: 'failed' }, '/outcome?via=direct');
-    expect([answer.status, json(answer).error]).toEqual([400, 'query_not_allowed']);
+    expect([answer.status, json(answer)]).toEqual([
+      400,
+      { error: 'query_not_allowed', message: 'POST /outcome takes its parameters in the JSON body, not the query string: got "via"' },
+    ]);
     const get = await ask(client.client, server.origin, '/outcome');
     expect([get.status, get.headers.allow, json(get).error]).toEqual([405, 'POST', 'method_not_allowed']);
   });
@@ -231,7 +249,7 @@ describe('WebSocket connected and failed in a group', () => {
     const matchId = String(matched[0]?.matchId);
     const proof = proofOf(String(matched[0]?.secret), matchId);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect((await report({ matchId, proof, member: 0, peer: 1, via: 'relay', ms: 5 })).status).toBe(204);
+    expect((await report({ matchId, proof, size: 3, member: 0, peer: 1, via: 'relay', ms: 5 })).status).toBe(204);
     const after = await counted();
     expect([after.direct - before.direct, after.relay - before.relay, after.failed - before.failed, after.observed - before.observed]).toEqual([1, 1, 1, 2]);
     // A report without a member, or naming this member itself: refused, and that member's socket closed.
