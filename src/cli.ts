@@ -199,10 +199,13 @@ function showProgress(): () => void {
   };
 }
 
-/** Text from elsewhere (a server's error message) made safe for a terminal: control characters shown, not obeyed. */
+/**
+ * Text from elsewhere (a server's error message, Node's argument parser) made safe for a terminal, on
+ * one line: line breaks become spaces, other control characters are shown, not obeyed.
+ */
 function printable(text: string): string {
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/\s*\n\s*/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -42,6 +42,13 @@ describe('pairup find --size', () => {
 
   it('says what is wrong with a size, in one line, exit 1', async () => {
     expect(await pairup(['find', server.origin, '--size', 'three', '--cacert', cacert])).toEqual({ code: 1, stdout: '', stderr: 'pairup: --size needs a whole number, got "three"\n' });
+    // A value that looks like an option: Node's parser says so over three lines; pairup prints them as one.
+    expect(await pairup(['find', server.origin, '--size', '-3', '--cacert', cacert])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        "pairup: Option '--size' argument is ambiguous. Did you forget to specify the option argument for '--size'? To specify an option argument starting with a dash use '--size=-XYZ'.\n",
+    });
     expect(await pairup(['find', server.origin, '--size', '3', '--min', '4', '--cacert', cacert])).toEqual({ code: 1, stdout: '', stderr: 'pairup: min must be a whole number from 2 to size (3)\n' });
   });
 

@@ -114,6 +114,7 @@ describe('pairup find against a broken or hostile server', () => {
     ['a 200 that is not a match', { status: 200, body: { hello: 'world' } }, 'pairup: URL answered 200 with something that is not a match\n'],
     ['a peer with terminal escapes', { status: 200, body: { ...MATCH, peer: '\u001b]0;owned\u0007127.0.0.1:2' } }, 'pairup: URL answered 200 with something that is not a match\n'],
     ['an error message with terminal escapes', { status: 409, body: { error: 'code_used', message: 'used\u001b[2J\u001b[31m!' } }, 'pairup: used\\x1b[2J\\x1b[31m!\n'],
+    ['an error message of two lines', { status: 409, body: { error: 'code_used', message: 'used.\nchoose another' } }, 'pairup: used. choose another\n'],
     ['an endless answer', { status: 200, body: MATCH, floodBytes: 256 * 1024 * 1024 }, 'pairup: URL answered with more than 65536 bytes\n'],
   ])('exits 1 with one clean line on %s', async (_what, answer, stderr) => {
     scripted.script = [answer];

@@ -32,9 +32,12 @@ export function createErrorHandler(context: ErrorContext) {
 }
 
 /** What each failure means to a client. */
+/** Why a JSON body was refused, when the parser does not say. */
+const INVALID_JSON_WHY = 'it does not parse, or it has a "__proto__" key or a "constructor" holding "prototype" (refused: prototype poisoning)';
+
 export function toApiError(error: FastifyError | ApiError, request: AnyRequest, context: ErrorContext): ApiError {
   if (error instanceof ApiError) return error;
-  if (error.validation !== undefined) return fromValidation(error, context);
+  if (error.validation !== undefined) return fromValidation(error, request, context);
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('body_too_large', [request.routeOptions.bodyLimit]);
@@ -43,7 +46,8 @@ export function toApiError(error: FastifyError | ApiError, request: AnyRequest, 
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ApiError('invalid_json', ['the body is empty']);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ApiError('invalid_json', [error.message]);
+      // Fastify's parser says no more than this: a syntax error and a refused key look alike.
+      return new ApiError('invalid_json', [INVALID_JSON_WHY]);
   }
   // JSON.parse failures (and the parser's prototype-poisoning guard) arrive as plain 400 errors.
   if (error.statusCode === 400 && (error instanceof SyntaxError || error.name === 'SyntaxError')) {
@@ -55,7 +59,7 @@ export function toApiError(error: FastifyError | ApiError, request: AnyRequest, 
   return new ApiError('internal_error');
 }
 
-function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
+function fromValidation(error: FastifyError, request: AnyRequest, context: ErrorContext): ApiError {
   const [first] = error.validation ?? [];
   if (first === undefined) return new ApiError('invalid_request', [error.message]);
   const params = first.params;
@@ -78,13 +82,20 @@ function fromValidation(error: FastifyError, context: ErrorContext): ApiError {
     case 'size':
       return new ApiError('invalid_size', [context.maxGroupSize], 'size');
     case 'min':
-      return new ApiError('invalid_min', [context.maxGroupSize], 'min');
+      return new ApiError('invalid_min', [sizeAsked(request, context.maxGroupSize)], 'min');
     case undefined:
     case '':
       return new ApiError('invalid_body');
     default:
       return new ApiError('invalid_request', [`${field} ${first.message ?? 'is invalid'}`], field);
   }
+}
+
+/** The most `min` may be when the query's `min` is refused: its `size` (given once and valid), else 2 as without one. */
+function sizeAsked(request: AnyRequest, maxGroupSize: number): number {
+  const { size } = request.query as { size?: unknown };
+  const asked = typeof size === 'string' && /^[0-9]{1,2}$/.test(size) ? Number(size) : undefined;
+  return asked !== undefined && asked >= 2 && asked <= maxGroupSize ? asked : 2;
 }
 
 /**

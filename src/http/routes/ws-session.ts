@@ -177,7 +177,7 @@ export class WsSession {
   /** A join its app's quota refused (or whose count could not be read). */
   #refuse(error: unknown): void {
     if (error instanceof ApiError) {
-      this.#send({ type: 'error', error: error.code, message: error.message });
+      this.#send({ type: 'error', ...error.toJSON() });
       this.end('try_again_later');
     } else if (error instanceof BackendUnavailableError) this.#fail('backend_unavailable', [], 'try_again_later');
     else {
@@ -276,7 +276,7 @@ export class WsSession {
         return;
       case 'refused': {
         const error = refusalError(outcome.refusal, this.options);
-        this.#send({ type: 'error', error: error.code, message: error.message });
+        this.#send({ type: 'error', ...error.toJSON() });
         this.end(REFUSAL_CLOSE[outcome.refusal]);
         return;
       }

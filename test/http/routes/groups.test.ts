@@ -211,7 +211,8 @@ describe('groups over HTTP', () => {
 
   it.each([
     ['size=3&size=4', 'invalid_size', 'size must be a whole number from 2 to 8 (MAX_GROUP_SIZE)', 'size'],
-    ['size=3&min=2&min=3', 'invalid_min', 'min must be a whole number from 2 to size (8)', 'min'],
+    ['size=3&min=2&min=3', 'invalid_min', 'min must be a whole number from 2 to size (3)', 'min'],
+    ['min=2&min=2', 'invalid_min', 'min must be a whole number from 2 to size (2)', 'min'],
   ])('refuses GET /?%s (a parameter given twice) with 400 %s', async (query, error, message, field) => {
     const answer = await get(client(), `/?${query}`);
     expect(answer.status).toBe(400);

@@ -97,8 +97,10 @@ describe('bad body', () => {
   it('refuses malformed JSON', async () => {
     const { status, text } = await post('{"pool":');
     expect(status).toBe(400);
-    expect(JSON.parse(text)).toMatchObject({ error: 'invalid_json' });
-    expect((JSON.parse(text) as { message: string }).message).toMatch(/^body is not valid JSON: /);
+    expect(JSON.parse(text)).toEqual({
+      error: 'invalid_json',
+      message: 'body is not valid JSON: it does not parse, or it has a "__proto__" key or a "constructor" holding "prototype" (refused: prototype poisoning)',
+    });
   });
 
   it('refuses an empty JSON body', async () => {
@@ -205,7 +207,10 @@ describe('bad body', () => {
   it('refuses prototype poisoning', async () => {
     const { status, text } = await post('{"meta":{"__proto__":{"x":1}}}');
     expect(status).toBe(400);
-    expect(JSON.parse(text)).toMatchObject({ error: 'invalid_json' });
+    expect(JSON.parse(text)).toEqual({
+      error: 'invalid_json',
+      message: 'body is not valid JSON: it does not parse, or it has a "__proto__" key or a "constructor" holding "prototype" (refused: prototype poisoning)',
+    });
   });
 });
 

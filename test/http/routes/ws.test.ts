@@ -84,6 +84,7 @@ describe('GET /ws: matching', () => {
       type: 'error',
       error: 'code_used',
       message: 'this code has already been used by a pair or a group; choose a new one (codes stay used for CODE_TTL_MS)',
+      field: 'code',
     });
     expect(await c.closed).toBe(4005);
   });
