@@ -53,7 +53,7 @@ export function isConnectMs(ms: unknown): ms is number {
 
 /** Reads `POST /outcome`'s parsed body: the report, or what is wrong with it (the first thing). */
 export function parseOutcomeReport(body: unknown): OutcomeReport | BadReport {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('the body must be a JSON object', 'body');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('the body must be a JSON object, sent with Content-Type: application/json', 'body');
   const value = body as Record<string, unknown>;
   const unknown = Object.keys(value).find((key) => !FIELDS.includes(key));
   if (unknown !== undefined) return bad(`unknown field ${JSON.stringify(unknown)}; allowed: ${FIELDS.join(', ')}`, unknown);

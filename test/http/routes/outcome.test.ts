@@ -129,7 +129,7 @@ describe('POST /outcome', () => {
   const matchId = '7f0c8a52-8e2b-4c1d-9a43-1b2c3d4e5f60';
   const proof = 'A'.repeat(43);
   it.each([
-    ['[1]', 'body', 'the body must be a JSON object'],
+    ['[1]', 'body', 'the body must be a JSON object, sent with Content-Type: application/json'],
     [{ matchId, proof, initiator: true, via: 'direct', ms: 5, extra: 1 }, 'extra', 'unknown field "extra"; allowed: matchId, proof, initiator, size, member, peer, via, ms'],
     [{ matchId: 'x', proof, initiator: true, via: 'direct', ms: 5 }, 'matchId', 'matchId must be the matchId of the answer'],
     [{ matchId, proof: 'short', initiator: true, via: 'direct', ms: 5 }, 'proof', 'proof must be base64url(HMAC-SHA256(secret, matchId)), 43 characters'],
@@ -191,6 +191,14 @@ describe('POST /outcome', () => {
     expect([answer.status, json(answer)]).toEqual([
       400,
       { error: 'query_not_allowed', message: 'POST /outcome takes its parameters in the JSON body, not the query string: got "via"' },
+    ]);
+    // A JSON body sent without its content type, and no body at all.
+    const untyped = await ask(client.client, server.origin, '/outcome', { method: 'POST', body: JSON.stringify({ matchId, proof, initiator: true, via: 'failed' }) });
+    expect([untyped.status, json(untyped)]).toEqual([415, { error: 'unsupported_media_type', message: 'Content-Type must be application/json, got none' }]);
+    const empty = await ask(client.client, server.origin, '/outcome', { method: 'POST' });
+    expect([empty.status, json(empty)]).toEqual([
+      400,
+      { error: 'invalid_outcome', message: 'outcome report is not valid: the body must be a JSON object, sent with Content-Type: application/json', field: 'body' },
     ]);
     const get = await ask(client.client, server.origin, '/outcome');
     expect([get.status, get.headers.allow, json(get).error]).toEqual([405, 'POST', 'method_not_allowed']);
