@@ -195,7 +195,7 @@ export class Gathering {
     const peers = this.#peers;
     const hold = peers?.hold;
     if (peers === undefined || hold === undefined) {
-      for (const ticket of local) this.#unhold(ticket);
+      for (const ticket of local) this.#unhold(ticket, group);
       return after(queue.release(group, group.members, []), () => {
         throw new Error(`group ${group.groupId} has members held by other processes, which this lobby cannot reach`);
       });
@@ -219,7 +219,7 @@ export class Gathering {
       const drop = group.members.filter((member) => !back.includes(member));
       return chain(queue.release(group, back, drop), (result) => {
         if (result === 'matched') return this.#committed(group, offer, stillHeld, ready, arrival);
-        for (const ticket of stillHeld) this.#unhold(ticket);
+        for (const ticket of stillHeld) this.#unhold(ticket, group);
         for (const member of ready) this.#peers?.decide?.(member, group.groupId, 'release');
         if (arrival !== undefined && !arrival.settled && performance.now() >= deadline - 1) {
           this.#host.settle(arrival, { kind: 'timeout', waitedMs: performance.now() - arrival.arrivedAt });
@@ -258,10 +258,13 @@ export class Gathering {
     return hold;
   }
 
-  /** The group was released and the member put back in its room: it waits again. */
-  #unhold(ticket: Ticket): void {
+  /**
+   * `group` was released and the member put back in its room: it waits again, unless another group
+   * has claimed it since (the release's answer can come after that group's hold): that hold stays.
+   */
+  #unhold(ticket: Ticket, group: GroupClaim): void {
     const hold = this.#holds.get(ticket.id);
-    if (hold === undefined) return;
+    if (hold === undefined || hold.group.groupId !== group.groupId) return;
     clearTimeout(hold.timer);
     this.#holds.delete(ticket.id);
     if (ticket.state === 'claimed') ticket.state = 'queued';
@@ -340,7 +343,7 @@ export class Gathering {
     const ticket = this.#host.tickets.get(id);
     if (hold === undefined || ticket === undefined || hold.group.groupId !== groupId) return;
     if (decision === 'commit') this.#host.settle(ticket, this.#grouped(hold.offer, ticket));
-    else this.#unhold(ticket);
+    else this.#unhold(ticket, hold.group);
   }
 
   /** No word came: the group's record decides (committed: answered; otherwise withdrawn, and put back if its client is still there). */
@@ -351,7 +354,7 @@ export class Gathering {
     const decide = (result: 'aborted' | 'matched'): void => {
       if (this.#holds.get(ticket.id) !== hold) return;
       if (result === 'matched') this.#host.settle(ticket, this.#grouped(hold.offer, ticket));
-      else if (here) this.#unhold(ticket);
+      else if (here) this.#unhold(ticket, hold.group);
       else {
         this.#holds.delete(ticket.id);
         this.#host.settle(ticket, { kind: 'gone' });

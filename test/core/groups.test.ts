@@ -8,7 +8,7 @@ import { Lobby } from '../../src/core/lobby.js';
 import type { Ticket } from '../../src/core/ticket.js';
 import type { JoinRequest, Outcome } from '../../src/core/types.js';
 import { MemoryQueue } from '../../src/queue/memory.js';
-import type { GroupOffer, PeerLink, Waiter } from '../../src/queue/seam.js';
+import type { GroupOffer, MatchQueue, PeerLink, Waiter } from '../../src/queue/seam.js';
 
 let connections = 0;
 
@@ -266,6 +266,68 @@ describe('Lobby: groups across processes', () => {
     await vi.advanceTimersByTimeAsync(2000);
     expect((await settledNow(tx)) as Outcome).toEqual({ kind: 'timeout', waitedMs: 5000 });
     expect([await settledNow(ty), await settledNow(tz)]).toEqual(['pending', 'pending']);
+    a.close();
+    b.close();
+  });
+  it('keeps a member held for the group that claimed it since, when the release of the group before is answered late', async () => {
+    const shared = new MemoryQueue();
+    // B's releases take effect at once in the queue, but B hears their answer only once the gate opens.
+    let openRelease!: () => void;
+    const releaseAnswered = new Promise<void>((resolve) => (openRelease = resolve));
+    const slow = new Proxy(shared, {
+      get(target, key) {
+        if (key === 'release') {
+          return (...args: Parameters<MemoryQueue['release']>) => {
+            const result = target.release(...args);
+            return releaseAnswered.then(() => result);
+          };
+        }
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as MatchQueue;
+    const lobbies: Record<string, Lobby> = {};
+    const lobbyOf = (w: Waiter) => lobbies[w.owner] as Lobby;
+    // The word of a group's fate comes when the test lets it.
+    const words: (() => void)[] = [];
+    const peers: PeerLink = {
+      offer: () => Promise.resolve('unanswered'),
+      hold: (member: Waiter, offer: GroupOffer) => Promise.resolve(lobbyOf(member).held(member.id, offer)),
+      decide: (member, groupId, decision) => words.push(() => lobbyOf(member).decided(member.id, groupId, decision)),
+    };
+    const a = new Lobby({ queue: shared, owner: 'A', limits, peers, groupHoldMs: 3000 });
+    const b = new Lobby({ queue: slow, owner: 'B', limits, peers, groupHoldMs: 3000 });
+    lobbies.A = a;
+    lobbies.B = b;
+    const [m, r, n, p, q] = ['192.0.2.1:1', '192.0.2.2:1', '192.0.2.3:1', '192.0.2.4:1', '192.0.2.5:1'].map((address) => new FakeClient(address)) as [
+      FakeClient,
+      FakeClient,
+      FakeClient,
+      FakeClient,
+      FakeClient,
+    ];
+    const tm = b.join(m.request(3, { timeoutMs: 5000 }));
+    a.join(r.request(3));
+    await ticks();
+    r.gone = true; // its client left; A has not heard yet
+    // n's arrival on B claims m (B's) and r (A's); r is gone, so the group is released, m back in its place.
+    const tn = b.join(n.request(3));
+    await ticks();
+    expect(shared.waiters().map((w) => w.address)).toEqual([m.address]);
+    // Before B hears that release answered, A gathers m with p and q: B holds m for that group.
+    const tp = a.join(p.request(3));
+    await ticks();
+    const tq = a.join(q.request(3));
+    await ticks();
+    const group = grouped(await settledNow(tq));
+    expect(group.members).toEqual([m.address, p.address, q.address]);
+    expect(grouped(await settledNow(tp)).matchId).toBe(group.matchId);
+    openRelease();
+    await ticks();
+    // Then the word of the commit: m is answered with the group its partners were answered with.
+    for (const word of words.splice(0)) word();
+    expect(grouped(await settledNow(tm))).toEqual({ matchId: group.matchId, index: 0, members: group.members });
+    expect(await settledNow(tn)).toBe('pending');
     a.close();
     b.close();
   });
